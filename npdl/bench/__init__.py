@@ -1,0 +1,41 @@
+"""Benchmarks: throughput of npdl beside references measured in the same run.
+
+Each benchmark returns a list of ``Row`` (name, value, unit, note) so the CLI can print a
+table and save JSON. Ratios are always against references measured in the same process
+and sitting (hand-written NumPy; PyTorch when installed), never against stored numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import timeit
+from typing import Callable
+
+
+@dataclasses.dataclass
+class Row:
+    """One measured figure."""
+
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+def best_time(fn: Callable[[], object], min_total: float = 0.2, repeat: int = 5) -> float:
+    """Seconds per call: the minimum over ``repeat`` runs of an auto-sized loop.
+
+    The minimum is the least disturbed by other load on a shared 2-core machine.
+    """
+    timer = timeit.Timer(fn)
+    number, _ = timer.autorange()
+    number = max(1, int(number * min_total / 0.2))
+    return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def try_import_torch():
+    """PyTorch if installed (an optional reference), else None."""
+    try:
+        import torch
+    except Exception:  # noqa: BLE001 - any import failure means "no reference"
+        return None
+    return torch

@@ -1,0 +1,251 @@
+"""The reverse-mode engine: ``Function.apply`` records the graph, ``backward`` walks it.
+
+Each primitive op is a ``Function`` subclass with ``forward(ctx, *arrays, **kwargs)`` and
+``backward(ctx, grad)`` side by side (ops.py). The ``ctx`` *is* the node of the graph: it
+holds the input tensors (``ctx.parents``), what forward saved, and the gradient flowing
+into its outputs while backward runs. The engine alone does the shared work:
+
+* constants (Python scalars, float64 arrays) are cast to the dtype of the tensor inputs,
+  so a float32 graph stays float32;
+* every returned gradient is un-broadcast to its input's shape in one place, and a
+  gradient that still has the wrong shape raises an error naming the op;
+* gradients accumulate: a tensor used twice receives both contributions;
+* the walk is an iterative topological sort, so a 10,000-step chain cannot hit Python's
+  recursion limit;
+* the graph is released after backward unless ``retain_graph=True``.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from npdl.core.grad_mode import GRAD
+from npdl.core.sparse import RowSparseGrad
+from npdl.core.tensor import Tensor, as_array, wrap
+
+
+_counter = itertools.count()
+
+
+class GradientShapeError(RuntimeError):
+    """A backward returned a gradient that cannot be reduced to its input's shape."""
+
+
+class Function:
+    """Base class of differentiable primitives; an instance is the graph node (``ctx``).
+
+    Subclasses define ``forward(ctx, *arrays, **kwargs) -> ndarray | tuple[ndarray, ...]``
+    and ``backward(ctx, grad) -> ndarray | tuple[ndarray | None, ...]``, one gradient per
+    positional input (None where no gradient is needed). ``ctx.needs_input_grad[i]``
+    tells backward which inputs want a gradient, so it can skip the others.
+    """
+
+    # set per instance: parents, needs_input_grad, saved, grad_out / grad_outs, out_meta
+    multi_output = False
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved = arrays
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        arrays = []
+        needs = []
+        requires = False
+        ref = None
+        constants = False
+        for x in inputs:
+            if isinstance(x, Tensor):
+                d = x.data
+                arrays.append(d)
+                needs.append(x.requires_grad)
+                requires = requires or x.requires_grad
+                if ref is None and d.dtype.kind == "f":
+                    ref = d
+            else:
+                arrays.append(x)
+                needs.append(False)
+                constants = True
+        if constants:
+            arrays = [a if isinstance(x, Tensor) else _constant(a, ref) for a, x in zip(arrays, inputs)]
+        ctx = cls()
+        ctx.seq = next(_counter)
+        requires = requires and GRAD.enabled
+        ctx.needs_input_grad = needs if requires else [False] * len(needs)
+        out = cls.forward(ctx, *arrays, **kwargs)
+        if not requires:
+            if cls.multi_output:
+                return tuple(wrap(o) for o in out)
+            return wrap(out)
+        ctx.parents = inputs
+        if cls.multi_output:
+            ctx.grad_outs = [None] * len(out)
+            ctx.out_meta = [(o.shape, o.dtype) for o in out]
+            return tuple(wrap(o, True, ctx, i) for i, o in enumerate(out))
+        ctx.grad_out = None
+        return wrap(out, True, ctx, None)
+
+    @staticmethod
+    def forward(ctx, *arrays, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _constant(x, ref: np.ndarray | None) -> np.ndarray:
+    """A non-tensor input as an array whose float dtype follows the tensor inputs."""
+    if ref is None:
+        return as_array(x)
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "f" and ref.dtype.kind == "f" and x.dtype != ref.dtype:
+            return x.astype(ref.dtype)
+        return x
+    if ref.dtype.kind == "f" and isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+        return np.asarray(x, dtype=ref.dtype)
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f" and ref.dtype.kind == "f" and arr.dtype != ref.dtype:
+        arr = arr.astype(ref.dtype)
+    return arr
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, to get ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        return grad  # caller reports the mismatch
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _reachable_nodes(root_ctx) -> list:
+    """Graph nodes reachable from ``root_ctx``, newest first.
+
+    Every node carries a creation number (``seq``) and an op's inputs always exist before
+    the op runs, so descending ``seq`` is a topological order: cheaper than a DFS post-order
+    and, being iterative, immune to the recursion limit on 10,000-step chains.
+    """
+    seen = {root_ctx}
+    stack = [root_ctx]
+    while stack:
+        node = stack.pop()
+        try:
+            parents = node.parents
+        except AttributeError:
+            raise RuntimeError(
+                "backward through a graph that has already been freed: a previous backward() "
+                "released it. Pass retain_graph=True to the first backward() to reuse the graph.") from None
+        for p in parents:
+            if isinstance(p, Tensor):
+                c = p._ctx
+                if c is not None and c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+    return sorted(seen, key=_seq, reverse=True)
+
+
+def _seq(node) -> int:
+    return node.seq
+
+
+def _accumulate_leaf(t: Tensor, g) -> None:
+    if isinstance(g, RowSparseGrad):
+        t.grad = g if t.grad is None else t.grad + g
+        return
+    if g.dtype != t.data.dtype:
+        g = g.astype(t.data.dtype)
+    if t.grad is None:
+        # copy: backwards may return views or the very array another input receives
+        t.grad = np.array(g, copy=True)
+    elif isinstance(t.grad, RowSparseGrad):
+        t.grad = t.grad + g
+    else:
+        t.grad += g
+
+
+def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    if not root.requires_grad:
+        raise RuntimeError("backward() on a tensor that does not require grad: none of the "
+                           "tensors it was computed from has requires_grad=True (or it was made under no_grad).")
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() without a `grad` argument needs a scalar, but this tensor has shape "
+                f"{root.shape}; reduce it first (e.g. .sum() or .mean()) or pass grad=<array of that shape>.")
+        grad = np.ones(root.data.shape, root.data.dtype)
+    else:
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
+        if grad.shape != root.shape:
+            raise ValueError(f"backward(grad=...): grad has shape {grad.shape}, tensor has shape {root.shape}")
+    if root._ctx is None:
+        _accumulate_leaf(root, grad)
+        return
+    order = _reachable_nodes(root._ctx)
+    _seed(root, grad)
+    for node in order:
+        if node.multi_output:
+            outs = node.grad_outs
+            node.grad_outs = [None] * len(outs)
+            if all(g is None for g in outs):
+                continue
+            g = tuple(np.zeros(s, d) if o is None else o for o, (s, d) in zip(outs, node.out_meta))
+        else:
+            g = node.grad_out
+            if g is None:
+                continue
+            node.grad_out = None
+        in_grads = node.backward(node, g)
+        if type(in_grads) is not tuple:
+            in_grads = (in_grads,)
+        parents = node.parents
+        if len(in_grads) != len(parents):
+            raise GradientShapeError(
+                f"{type(node).__name__}.backward returned {len(in_grads)} gradients for {len(parents)} inputs")
+        needs = node.needs_input_grad
+        for i, p in enumerate(parents):
+            if not needs[i]:
+                continue
+            ig = in_grads[i]
+            if ig is None:
+                continue
+            if type(ig) is not RowSparseGrad and ig.shape != p.data.shape:
+                ig = unbroadcast(ig, p.data.shape)
+                if ig.shape != p.data.shape:
+                    raise GradientShapeError(
+                        f"{type(node).__name__}.backward returned a gradient of shape {ig.shape} "
+                        f"for input {i} of shape {p.data.shape}")
+            c = p._ctx
+            if c is None:
+                _accumulate_leaf(p, ig)
+            elif p._idx is None:
+                c.grad_out = ig if c.grad_out is None else _add(c.grad_out, ig)
+            else:
+                cur = c.grad_outs[p._idx]
+                c.grad_outs[p._idx] = ig if cur is None else _add(cur, ig)
+        if not retain_graph:
+            node.__dict__.clear()
+
+
+def _add(a, b):
+    """Out-of-place sum (never mutate: either side may alias another gradient)."""
+    if isinstance(a, RowSparseGrad) or isinstance(b, RowSparseGrad):
+        if isinstance(a, RowSparseGrad):
+            return a + b
+        return b + a
+    return a + b
+
+
+def _seed(root: Tensor, grad: np.ndarray) -> None:
+    ctx = root._ctx
+    if root._idx is None:
+        ctx.grad_out = grad
+    else:
+        ctx.grad_outs[root._idx] = grad

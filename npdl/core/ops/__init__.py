@@ -1,0 +1,1 @@
+"""Primitive differentiable ops, by kind: elementwise | reductions | movement | matmul | nn | losses."""

@@ -1,0 +1,152 @@
+"""Fused losses. Fusing log-softmax with the negative log-likelihood gives the stable
+``softmax - target`` gradient and avoids a (N, C) temporary per step."""
+from __future__ import annotations
+
+import numpy as np
+
+from npdl.core.autograd import Function
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy with integer targets.
+
+    logits: (..., C) float; targets: (...) int. Targets equal to ``ignore_index`` add no
+    loss and no gradient; 'mean' divides by the number of targets that count.
+    ``label_smoothing`` eps mixes the one-hot target with the uniform distribution
+    (Szegedy et al. 2016): q = (1 - eps) * onehot + eps / C.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+        _check_reduction(reduction)
+        if targets.dtype.kind not in "iu":
+            raise TypeError(f"cross_entropy: targets must be integer class indices, got {targets.dtype}")
+        if targets.shape != logits.shape[:-1]:
+            raise ValueError(f"cross_entropy: targets shape {targets.shape} does not match "
+                             f"logits shape {logits.shape} without its class axis")
+        n_cls = logits.shape[-1]
+        x = logits.reshape(-1, n_cls)
+        t = targets.reshape(-1)
+        valid = None
+        if ignore_index is not None:
+            valid = t != ignore_index
+            t = np.where(valid, t, 0)
+        if t.size and (t.min() < 0 or t.max() >= n_cls):
+            bad = t[(t < 0) | (t >= n_cls)][0]
+            raise IndexError(f"cross_entropy: target {bad} is out of range for {n_cls} classes")
+        rows = np.arange(t.size)
+        z = x - x.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        s = p.sum(axis=1, keepdims=True)
+        p /= s
+        lse = np.log(s[:, 0])
+        loss = lse - z[rows, t]
+        eps = label_smoothing
+        if eps:
+            loss *= 1 - eps
+            loss += eps * (lse - z.mean(axis=1))
+        count = t.size
+        if valid is not None:
+            loss *= valid
+            count = int(valid.sum())
+        ctx.saved = (p, t, valid)
+        ctx.eps, ctx.reduction, ctx.count, ctx.shape = eps, reduction, count, logits.shape
+        if reduction == "none":
+            return loss.reshape(targets.shape)
+        total = loss.sum(dtype=np.float64)
+        return np.asarray(total / max(count, 1) if reduction == "mean" else total, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        p, t, valid = ctx.saved
+        grad = p.copy()
+        eps = ctx.eps
+        grad[np.arange(t.size), t] -= 1 - eps
+        if eps:
+            grad -= eps / p.shape[1]
+        if ctx.reduction == "none":
+            w = g.reshape(-1, 1)
+            grad *= w
+        else:
+            scale = g / max(ctx.count, 1) if ctx.reduction == "mean" else g
+            grad *= scale
+        if valid is not None:
+            grad *= valid[:, None]
+        return grad.reshape(ctx.shape), None
+
+
+class BCEWithLogits(Function):
+    """Binary cross-entropy on logits: max(x, 0) - x*y + log(1 + exp(-|x|)), stable for any |x|."""
+
+    @staticmethod
+    def forward(ctx, x, y, reduction="mean"):
+        _check_reduction(reduction)
+        if x.shape != y.shape:
+            raise ValueError(f"binary_cross_entropy_with_logits: logits {x.shape} and targets {y.shape} differ in shape")
+        y = y.astype(x.dtype, copy=False)
+        loss = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+        ctx.saved = (x, y)
+        ctx.reduction = reduction
+        if reduction == "none":
+            return loss
+        return np.asarray(loss.mean() if reduction == "mean" else loss.sum(), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved
+        sig = np.tanh(x * x.dtype.type(0.5)) * x.dtype.type(0.5) + x.dtype.type(0.5)
+        grad = sig - y
+        if ctx.reduction == "mean":
+            grad *= g / x.size
+        else:
+            grad *= g
+        return grad, None
+
+
+class MSELoss(Function):
+    """Mean squared error: (x - y)^2 reduced."""
+
+    @staticmethod
+    def forward(ctx, x, y, reduction="mean"):
+        _check_reduction(reduction)
+        d = x - y
+        ctx.saved = d
+        ctx.reduction = reduction
+        sq = d * d
+        if reduction == "none":
+            return sq
+        return np.asarray(sq.mean() if reduction == "mean" else sq.sum(), dtype=sq.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        d = ctx.saved
+        grad = 2 * d * (g / d.size if ctx.reduction == "mean" else g)
+        return grad, -grad
+
+
+class L1Loss(Function):
+    """Mean absolute error: |x - y| reduced (subgradient 0 at x == y)."""
+
+    @staticmethod
+    def forward(ctx, x, y, reduction="mean"):
+        _check_reduction(reduction)
+        d = x - y
+        ctx.saved = np.sign(d)
+        ctx.reduction = reduction
+        a = np.abs(d)
+        if reduction == "none":
+            return a
+        return np.asarray(a.mean() if reduction == "mean" else a.sum(), dtype=a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        s = ctx.saved
+        grad = s * (g / s.size if ctx.reduction == "mean" else g)
+        return grad, -grad

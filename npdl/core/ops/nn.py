@@ -1,0 +1,174 @@
+"""Fused neural-network primitives: softmax, log-softmax, dropout, layer norm, attention.
+
+Each is one node in the graph with a hand-derived backward, because the composite of
+elementwise ops is slower (many temporaries) or less stable (exp overflow).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from npdl.core.autograd import Function
+
+
+class Softmax(Function):
+    """z = exp(x - max) / sum(exp(x - max)) along ``axis`` (stable for any x)."""
+
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        ctx.saved, ctx.axis = e, axis
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        p = ctx.saved
+        return p * (g - (g * p).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """z = x - logsumexp(x) along ``axis``."""
+
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.saved, ctx.axis = out, axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g - np.exp(ctx.saved) * g.sum(axis=ctx.axis, keepdims=True)
+
+
+class Dropout(Function):
+    """Inverted dropout (Srivastava et al. 2014): zero each entry with probability p, scale the rest by 1/(1-p)."""
+
+    @staticmethod
+    def forward(ctx, x, p=0.5, rng=None):
+        keep = rng.random(x.shape, dtype=x.dtype if x.dtype.kind == "f" else np.float32) >= p
+        ctx.saved = keep
+        ctx.scale = x.dtype.type(1.0 / (1.0 - p))
+        out = x * keep
+        out *= ctx.scale
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out = g * ctx.saved
+        out *= ctx.scale
+        return out
+
+
+class LayerNorm(Function):
+    """Layer normalisation over the last ``ndim_norm`` axes (Ba et al. 2016, arXiv:1607.06450).
+
+    x: (..., *N); weight, bias: N-shaped or absent. y = (x - mean) / sqrt(var + eps) * weight + bias.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, ndim_norm=1, eps=1e-5):
+        axes = tuple(range(x.ndim - ndim_norm, x.ndim))
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        var = np.mean(xc * xc, axis=axes, keepdims=True)
+        rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
+        xhat = xc
+        xhat *= rstd
+        ctx.saved = (xhat, rstd, weight)
+        ctx.axes, ctx.has_bias = axes, bias is not None
+        out = xhat * weight if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, rstd, weight = ctx.saved
+        axes = ctx.axes
+        needs = ctx.needs_input_grad
+        gxhat = g * weight if weight is not None else g
+        gx = None
+        if needs[0]:
+            m1 = gxhat.mean(axis=axes, keepdims=True)
+            m2 = (gxhat * xhat).mean(axis=axes, keepdims=True)
+            gx = gxhat - m1
+            gx -= xhat * m2
+            gx *= rstd
+        grads = [gx]
+        if weight is not None:
+            lead = g.ndim - len(axes)
+            grads.append((g * xhat).sum(axis=tuple(range(lead))) if needs[1] else None)
+            if ctx.has_bias:
+                grads.append(g.sum(axis=tuple(range(lead))) if needs[2] else None)
+        return tuple(grads)
+
+
+def causal_mask(t_q: int, t_k: int) -> np.ndarray:
+    """(t_q, t_k) boolean, True where query i may attend key j: j <= i + (t_k - t_q).
+
+    The offset lets the last t_q queries of a longer sequence (decoding with a KV cache)
+    see every cached key up to their own position.
+    """
+    return np.tri(t_q, t_k, k=t_k - t_q, dtype=bool)
+
+
+class ScaledDotProductAttention(Function):
+    """softmax(q k^T * scale + mask) v, fused (Vaswani et al. 2017, eq. 1).
+
+    q: (..., Tq, d), k: (..., Tk, d), v: (..., Tk, dv) -> (..., Tq, dv).
+    mask: boolean, broadcastable to (..., Tq, Tk), True where attention is allowed.
+    A query row with no allowed key outputs zeros (and passes no gradient).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, rng=None):
+        t_q, t_k = q.shape[-2], k.shape[-2]
+        scale = q.dtype.type(1.0 / np.sqrt(q.shape[-1]) if scale is None else scale)
+        s = q @ np.swapaxes(k, -1, -2)
+        s *= scale
+        if causal:
+            mask = causal_mask(t_q, t_k) if mask is None else (mask & causal_mask(t_q, t_k))
+        dead = None
+        if mask is not None:
+            s = np.where(mask, s, np.finfo(s.dtype).min)
+            dead = ~mask.any(axis=-1, keepdims=True)
+            if not dead.any():
+                dead = None
+        s -= s.max(axis=-1, keepdims=True)
+        p = np.exp(s, out=s)
+        p /= p.sum(axis=-1, keepdims=True)
+        if dead is not None:
+            p = np.where(dead, p.dtype.type(0), p)
+        keep = None
+        pd = p
+        if dropout_p > 0.0:
+            keep = rng.random(p.shape, dtype=p.dtype) >= dropout_p
+            pd = p * keep
+            pd *= p.dtype.type(1.0 / (1.0 - dropout_p))
+        ctx.saved = (q, k, v, p, keep)
+        ctx.scale, ctx.dropout_p = scale, dropout_p
+        return pd @ v
+
+    @staticmethod
+    def backward(ctx, g):
+        q, k, v, p, keep = ctx.saved
+        nq, nk, nv = ctx.needs_input_grad[:3]
+        drop_scale = p.dtype.type(1.0 / (1.0 - ctx.dropout_p)) if keep is not None else None
+        gv = None
+        if nv:
+            pd = p if keep is None else p * keep * drop_scale
+            gv = np.swapaxes(pd, -1, -2) @ g
+        if not (nq or nk):
+            return None, None, gv
+        gp = g @ np.swapaxes(v, -1, -2)
+        if keep is not None:
+            gp *= keep
+            gp *= drop_scale
+        gs = gp
+        gs -= (gp * p).sum(axis=-1, keepdims=True)
+        gs *= p
+        gs *= ctx.scale
+        gq = gs @ k if nq else None
+        gk = np.swapaxes(gs, -1, -2) @ q if nk else None
+        return gq, gk, gv

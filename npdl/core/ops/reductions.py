@@ -1,0 +1,133 @@
+"""Reductions over ``axis`` (int, tuple or None) with ``keepdims``, NumPy-style."""
+from __future__ import annotations
+
+import numpy as np
+
+from npdl.core.autograd import Function
+
+
+def _axes(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    return tuple(sorted(int(a) % ndim for a in axis)) if ndim else ()
+
+
+def _keep(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """Reinsert reduced axes so ``g`` broadcasts against the input."""
+    return g if keepdims or not axes else np.expand_dims(g, axes)
+
+
+def _spread(g: np.ndarray, shape: tuple[int, ...], keep_shape: tuple[int, ...]) -> np.ndarray:
+    """``g`` (reduced) copied out to the input's ``shape``."""
+    out = np.empty(shape, dtype=g.dtype)
+    out[...] = g.reshape(keep_shape)
+    return out
+
+
+def _keep_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """z = sum of x over axis"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = _axes(axis, x.ndim)
+        ctx.shape, ctx.keep_shape = x.shape, _keep_shape(x.shape, axes)
+        return np.sum(x, axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _spread(g, ctx.shape, ctx.keep_shape)
+
+
+class Mean(Function):
+    """z = mean of x over axis"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = _axes(axis, x.ndim)
+        ctx.shape, ctx.keep_shape = x.shape, _keep_shape(x.shape, axes)
+        ctx.count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        return np.mean(x, axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _spread(g / g.dtype.type(ctx.count), ctx.shape, ctx.keep_shape)
+
+
+class _Extreme(Function):
+    """Shared max/min: the gradient goes to the extreme entries, split evenly on ties."""
+
+    reduce = staticmethod(np.max)
+
+    @classmethod
+    def forward(cls, ctx, x, axis=None, keepdims=False):
+        if x.size == 0:
+            raise ValueError(f"{cls.__name__.lower()}() of an empty tensor")
+        ctx.axes = _axes(axis, x.ndim)
+        ctx.keepdims = keepdims
+        out = cls.reduce(x, axis=ctx.axes, keepdims=True)
+        ctx.saved = (x, out)
+        return out if keepdims else np.squeeze(out, axis=ctx.axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved
+        hit = x == out
+        count = hit.sum(axis=ctx.axes, keepdims=True)
+        return hit * (_keep(g, ctx.axes, ctx.keepdims) / count).astype(g.dtype)
+
+
+class Max(_Extreme):
+    """z = max of x over axis (values)"""
+
+    reduce = staticmethod(np.max)
+
+
+class Min(_Extreme):
+    """z = min of x over axis (values)"""
+
+    reduce = staticmethod(np.min)
+
+
+class Var(Function):
+    """z = sum((x - mean)^2) / (n - ddof) over axis"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=0):
+        axes = _axes(axis, x.ndim)
+        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        centered = x - x.mean(axis=axes, keepdims=True)
+        ctx.saved = centered
+        ctx.axes, ctx.keepdims, ctx.denom = axes, keepdims, max(n - ddof, 1)
+        return np.sum(centered * centered, axis=axes, keepdims=keepdims) / x.dtype.type(ctx.denom)
+
+    @staticmethod
+    def backward(ctx, g):
+        centered = ctx.saved
+        scale = g.dtype.type(2.0 / ctx.denom)
+        return _keep(g, ctx.axes, ctx.keepdims) * centered * scale
+
+
+class LogSumExp(Function):
+    """z = log(sum(exp(x))) over axis, computed as m + log(sum(exp(x - m)))"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = _axes(axis, x.ndim)
+        m = np.max(x, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        e = np.exp(x - m)
+        s = e.sum(axis=axes, keepdims=True)
+        out = np.log(s) + m
+        ctx.saved = e / s
+        ctx.axes, ctx.keepdims = axes, keepdims
+        return out if keepdims else np.squeeze(out, axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _keep(g, ctx.axes, ctx.keepdims) * ctx.saved

@@ -1,0 +1,38 @@
+"""npdl's default random generator.
+
+Everything random in npdl (initializers, dropout, data shuffling) takes an explicit
+``np.random.Generator``; when none is given it uses this module's default one, which
+``manual_seed`` reseeds and whose state checkpoints save and restore, so a resumed run
+draws exactly the numbers an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_DEFAULT = np.random.default_rng(0)
+
+
+def default_rng() -> np.random.Generator:
+    """The process-wide generator used when a caller passes ``rng=None``."""
+    return _DEFAULT
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reseed the default generator in place (existing references see the new stream)."""
+    _DEFAULT.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+    return _DEFAULT
+
+
+def get_rng_state() -> dict:
+    """A JSON-serialisable snapshot of the default generator."""
+    return _DEFAULT.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a snapshot taken by ``get_rng_state``."""
+    _DEFAULT.bit_generator.state = state
+
+
+def resolve(rng: np.random.Generator | None) -> np.random.Generator:
+    """``rng`` itself, or the default generator when it is None."""
+    return _DEFAULT if rng is None else rng

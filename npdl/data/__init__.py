@@ -1,0 +1,1 @@
+"""Datasets: download and verification, parsers, text pipelines, batching."""
