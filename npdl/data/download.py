@@ -1,0 +1,450 @@
+"""Fetch the datasets of ``npdl.data.sources`` into ``<root>/<name>/``, verify them, use mirrors.
+
+Every file goes through the same path: bytes are streamed into ``<file>.part``, the ``.part`` is
+checked against the catalog checksums, and only then renamed over the final name. So a failed
+or corrupt download never replaces a good copy. A mirror (a local folder, or an http(s)/file
+URL, with the same file names) is tried before the official URLs. An interrupted HTTP download
+leaves its ``.part`` behind and is resumed with a ``Range`` request next time.
+
+Only the standard library does HTTP (``urllib.request``), with a 15 s socket timeout.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlparse
+from urllib.request import Request, url2pathname, urlopen
+
+from tqdm import tqdm
+
+from npdl.data.sources import DataError, DatasetSource, RemoteFile, get_source
+
+ENV_DATA = "NPDL_DATA"
+ENV_MIRROR = "NPDL_MIRROR"
+DEFAULT_ROOT = "datasets"
+TIMEOUT_S = 15.0  # connect and per-read timeout: an offline machine must fail fast, not hang
+_CHUNK = 1 << 20
+_log = logging.getLogger(__name__)
+
+
+class DownloadError(DataError):
+    """Every source of some required file failed; the message lists each URL/path tried and why."""
+
+
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """A dataset that a run needs is not on disk; the message says which command fetches it."""
+
+
+class _AttemptFailed(Exception):
+    """One source failed; the caller records the reason and tries the next source."""
+
+
+@dataclass(frozen=True)
+class _Location:
+    label: str                 # URL or path, as shown in messages
+    url: str | None = None     # http(s) source
+    path: Path | None = None   # local file source
+    gzipped: bool = False      # decompress while fetching
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$NPDL_DATA``, else ``./datasets`` (relative to the working directory)."""
+    return Path(root if root is not None else (os.environ.get(ENV_DATA) or DEFAULT_ROOT)).expanduser()
+
+
+def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """``<root>/<name>``. Raises: UnknownDatasetError: ``name`` is not in the catalog."""
+    return data_root(root) / get_source(name).name
+
+
+def is_downloaded(name: str, root: str | os.PathLike | None = None) -> bool:
+    """True when every required file is present with the right size (cheap: no hashing).
+
+    Raises:
+        UnknownDatasetError: ``name`` is not in the catalog.
+    """
+    return not _missing(get_source(name), dataset_dir(name, root))
+
+
+def verify(name: str, root: str | os.PathLike | None = None) -> list[str]:
+    """Hash every file of ``name`` on disk; return one line per problem (empty list: all good).
+
+    Missing optional files are not problems. Raises: UnknownDatasetError: unknown ``name``.
+    """
+    source, target = get_source(name), dataset_dir(name, root)
+    problems = []
+    for entry in source.files:
+        if (target / entry.path).is_file() or not entry.optional:
+            problem = _file_problem(entry, target / entry.path)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def require(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Return the dataset directory of ``name`` if its files are there.
+
+    Raises:
+        DatasetNotFoundError: some required file is missing; the message gives the download command.
+        UnknownDatasetError: ``name`` is not in the catalog.
+    """
+    source, target = get_source(name), dataset_dir(name, root)
+    missing = _missing(source, target)
+    if not missing:
+        return target
+    command = f"npdl download {name}" + (" --mirror DIR (it has no public URL)" if source.mirror_only else "")
+    detail = "" if len(missing) == len(source.files) else f" (incomplete: {len(missing)} file(s) missing)"
+    raise DatasetNotFoundError(f"dataset '{name}' is not in {data_root(root).as_posix()}/{detail} — run: {command}")
+
+
+def download(name: str, root: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
+             force: bool = False, progress: bool = True) -> Path:
+    """Download, verify and (for archives) extract dataset ``name``; return its directory.
+
+    Args:
+        mirror: local folder or http(s)/file URL holding the files as ``<mirror>/<file>`` or
+            ``<mirror>/<dataset folder>/<file>``; tried before the official URLs. ``None`` reads
+            ``$NPDL_MIRROR``; ``""`` means no mirror.
+        force: fetch again even the files that are present and valid (they are replaced only by
+            verified copies).
+        progress: show tqdm progress bars on stderr.
+
+    Raises:
+        DownloadError: all sources of a required file failed, or the mirror folder does not exist.
+        UnknownDatasetError: ``name`` is not in the catalog.
+    """
+    source = get_source(name)
+    target = dataset_dir(name, root)
+    mirror_base = _resolve_mirror(mirror)
+    if source.mirror_only and mirror_base is None:
+        wanted = " and ".join(f.path for f in source.files)
+        raise DownloadError(f"dataset '{name}' has no public URL: only a data mirror provides it. "
+                            f"Pass --mirror DIR (or set {ENV_MIRROR}) to a folder holding {wanted} "
+                            f"(directly or under {source.mirror_subdir}/).")
+    target.mkdir(parents=True, exist_ok=True)
+    attempts: dict[str, list[str]] = {}
+    pending = [e for e in source.files if force or _file_problem(e, target / e.path)]
+    left = []
+    for entry in pending:  # 1. each file on its own: mirror, then official URLs
+        if not entry.has_checksum:  # only trusted when extracted from a verified archive
+            left.append(entry)
+            continue
+        tried = attempts.setdefault(entry.path, [])
+        locations = _mirror_locations(mirror_base, source, entry, tried) + [_Location(u, url=u) for u in entry.urls]
+        if not _fetch(entry, target / entry.path, locations, progress, not force, tried):
+            left.append(entry)
+    if any(not e.optional for e in left):  # 2. the archives that hold the rest
+        for archive in source.archives:
+            members = [e for e in left if e.archive == archive.path]
+            if members:
+                left = [e for e in left if e not in members]
+                left += _from_archive(source, archive, members, target, mirror_base, force, progress, attempts)
+    try:
+        _report(source, target, left, attempts)
+    except DownloadError:
+        if not any(target.iterdir()):  # leave no empty folder behind; kept .part files stay for resuming
+            target.rmdir()
+        raise
+    if progress:
+        tqdm.write(f"{name}: ready in {target.as_posix()}", file=sys.stderr)
+    return target
+
+
+def _missing(source: DatasetSource, target: Path) -> list[str]:
+    return [e.path for e in source.files if not e.optional and not _size_ok(e, target / e.path)]
+
+
+def _size_ok(entry: RemoteFile, path: Path) -> bool:
+    return path.is_file() and (entry.size is None or path.stat().st_size == entry.size)
+
+
+def _file_problem(entry: RemoteFile, path: Path) -> str | None:
+    """Check ``path`` (the final file or its ``.part``) against ``entry``; None when it matches."""
+    if not path.is_file():
+        return f"{entry.path}: missing"
+    sha = hashlib.sha256() if entry.sha256 else None
+    md5 = hashlib.md5(usedforsecurity=False) if entry.md5 else None
+    crc, size = 0, 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            size += len(chunk)
+            crc = zlib.crc32(chunk, crc) if entry.crc32 is not None else crc
+            for h in (sha, md5):
+                if h:
+                    h.update(chunk)
+    got = [("size", entry.size, size), ("sha256", entry.sha256, sha and sha.hexdigest()),
+           ("md5", entry.md5, md5 and md5.hexdigest()),
+           ("crc32", entry.crc32 and f"{entry.crc32:08x}", entry.crc32 is not None and f"{crc:08x}")]
+    bad = [f"{kind} expected {want}, got {have}" for kind, want, have in got if want is not None and want != have]
+    if not bad:
+        return None
+    note = f" (the expected hash was {entry.hash_note})" if entry.hash_note else ""
+    return f"{entry.path}: checksum mismatch: {'; '.join(bad)}{note}"
+
+
+def _resolve_mirror(mirror: str | os.PathLike | None) -> str | Path | None:
+    text = os.fspath(mirror) if mirror is not None else os.environ.get(ENV_MIRROR, "")
+    if not text:
+        return None
+    if text.startswith(("http://", "https://")):
+        return text.rstrip("/")
+    path = Path(url2pathname(urlparse(text).path)) if text.startswith("file:") else Path(text).expanduser()
+    if not path.is_dir():
+        raise DownloadError(f"mirror {text!r} is not an existing folder (nor an http(s)/file URL)")
+    return path
+
+
+def _mirror_locations(base: str | Path | None, source: DatasetSource, entry: RemoteFile,
+                      tried: list[str]) -> list[_Location]:
+    """Where ``entry`` may lie under the mirror: as itself or its mirror form, at the root or in its folder."""
+    if base is None:
+        return []
+    names = [(entry.path, False)] + ([(entry.mirror_path, entry.mirror_gzipped)] if entry.mirror_path else [])
+    folders = list(dict.fromkeys(["", source.mirror_subdir, source.name]))
+    relpaths = [(f"{folder}/{name}" if folder else name, gz) for folder in folders for name, gz in names]
+    if isinstance(base, str):
+        return [_Location(f"{base}/{rel}", url=f"{base}/{rel}", gzipped=gz) for rel, gz in relpaths]
+    found = [_Location(str(base / rel), path=base / rel, gzipped=gz)
+             for rel, gz in relpaths if (base / rel).is_file()]
+    if not found:
+        tried.append(f"mirror {base}: no {' or '.join(dict.fromkeys(n for n, _ in names))} there")
+    return found
+
+
+def _fetch(entry: RemoteFile, dest: Path, locations: list[_Location], progress: bool, resume: bool,
+           tried: list[str]) -> bool:
+    """Try ``locations`` in order until one yields a verified ``dest``; record each failure in ``tried``."""
+    for location in locations:
+        try:
+            _fetch_one(entry, dest, location, progress, resume)
+            return True
+        except _AttemptFailed as exc:
+            tried.append(f"{location.label}: {exc}")
+    return False
+
+
+def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: bool, resume: bool) -> None:
+    """Fetch ``location`` into ``dest.part``, verify it, and rename it over ``dest``.
+
+    Raises: _AttemptFailed: the source is unreachable, or its bytes fail the checksum.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    raw = dest.with_name(dest.name + ".gz.part") if location.gzipped else part
+    resumed = _transfer(location, raw, entry.path, progress, resume)
+    if location.gzipped:
+        try:
+            with gzip.open(raw, "rb") as src, open(part, "wb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+        except (OSError, EOFError, zlib.error) as exc:
+            part.unlink(missing_ok=True)
+            raise _AttemptFailed(f"not a valid gzip file ({exc})") from None
+        finally:
+            raw.unlink(missing_ok=True)
+    problem = _file_problem(entry, part)
+    if problem:
+        part.unlink(missing_ok=True)
+        if resumed:  # the kept prefix may be what is corrupt: start over once from byte 0
+            return _fetch_one(entry, dest, location, progress, resume=False)
+        raise _AttemptFailed(problem)
+    os.replace(part, dest)
+
+
+def _transfer(location: _Location, part: Path, label: str, progress: bool, resume: bool) -> bool:
+    """Write the bytes of ``location`` into ``part``; return True when it appended to an old ``part``.
+
+    A local file is copied from scratch. Over HTTP an existing ``part`` is resumed with a
+    ``Range`` request; a server that answers 200 instead of 206 gets a full download.
+    """
+    if location.path is not None:
+        try:
+            with open(location.path, "rb") as src, open(part, "wb") as out, \
+                    _bar(location.path.stat().st_size, 0, label, progress) as bar:
+                while chunk := src.read(_CHUNK):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        except OSError as exc:
+            raise _AttemptFailed(f"cannot copy ({exc})") from None
+        return False
+    offset = part.stat().st_size if resume and part.is_file() else 0
+    headers = {"User-Agent": "npdl-download/0.1"} | ({"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urlopen(Request(location.url, headers=headers), timeout=TIMEOUT_S)
+    except HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:  # nothing past our end: the .part may be complete already
+            return True
+        raise _AttemptFailed(f"HTTP {exc.code} {exc.reason}") from None
+    except (URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        raise _AttemptFailed(_network_reason(exc)) from None
+    with response:
+        ranged = offset and response.status == 206 and _range_start(response.headers) == offset
+        offset = offset if ranged else 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length and length.isdigit() else None
+        written = offset
+        try:
+            with open(part, "ab" if ranged else "wb") as out, _bar(total, offset, label, progress) as bar:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+                    bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as exc:  # the .part stays, to be resumed
+            raise _AttemptFailed(f"interrupted after {written} bytes: {_network_reason(exc)}") from None
+    if total is not None and written < total:
+        raise _AttemptFailed(f"connection closed after {written} of {total} bytes (the .part is kept for resuming)")
+    return bool(ranged)
+
+
+def _range_start(headers) -> int | None:
+    value = headers.get("Content-Range", "")  # "bytes START-END/TOTAL"
+    try:
+        return int(value.split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _network_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError):
+        return f"timed out after {TIMEOUT_S:.0f} s"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if "Name or service not known" in str(reason) or "nodename nor servname" in str(reason):
+        return "host not found (no network access?)"
+    return str(reason) or type(reason).__name__
+
+
+def _bar(total: int | None, initial: int, label: str, progress: bool) -> tqdm:
+    return tqdm(total=total, initial=initial, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
+                file=sys.stderr, disable=not progress, leave=False)
+
+
+def _from_archive(source: DatasetSource, archive: RemoteFile, members: list[RemoteFile], target: Path,
+                  mirror_base: str | Path | None, force: bool, progress: bool,
+                  attempts: dict[str, list[str]]) -> list[RemoteFile]:
+    """Get ``archive`` (reusing a present copy), extract ``members``; return the members still missing."""
+    tried = attempts.setdefault(archive.path, [])
+    archive_path = target / archive.path
+    locations = _mirror_locations(mirror_base, source, archive, tried) + [_Location(u, url=u) for u in archive.urls]
+    if archive_path.is_file() and not force and not (archive.has_checksum and _file_problem(archive, archive_path)):
+        locations.insert(0, None)  # None: first try the copy already in the dataset folder
+    for location in locations:
+        try:
+            if location is not None:
+                _fetch_one(archive, archive_path, location, progress, resume=not force)
+            missing = _extract(archive, archive_path, members, target, progress)
+        except _AttemptFailed as exc:
+            tried.append(f"{location.label if location else archive_path}: {exc}")
+            archive_path.unlink(missing_ok=True)
+            continue
+        if not source.keep_archives:
+            archive_path.unlink(missing_ok=True)
+        return missing
+    return members
+
+
+def _extract(archive: RemoteFile, archive_path: Path, members: list[RemoteFile], target: Path,
+             progress: bool) -> list[RemoteFile]:
+    """Extract ``members`` via ``.part`` files; rename them only if the archive proves genuine.
+
+    Returns the optional members that were absent or failed their checksum.
+    Raises: _AttemptFailed: unreadable archive, or a required member absent or corrupt.
+    """
+    parts = {e.path: _safe_join(target, e.path + ".part") for e in members}
+    done: set[str] = set()
+    try:
+        for name, stream in _archive_members(archive_path, set(parts)):
+            parts[name].parent.mkdir(parents=True, exist_ok=True)
+            with open(parts[name], "wb") as out:
+                shutil.copyfileobj(stream, out, _CHUNK)
+            done.add(name)
+        verified, bad, dropped = archive.has_checksum, [], []
+        for entry in members:
+            problem = f"{entry.path}: not in the archive" if entry.path not in done else (
+                _file_problem(entry, parts[entry.path]) if entry.has_checksum else None)
+            if problem and entry.optional:
+                dropped.append(entry)
+                _log.warning("%s: skipping optional %s", archive.path, problem)
+            elif problem:
+                bad.append(problem)
+            verified = verified or (entry.has_checksum and not problem)
+        if bad or not verified:
+            what = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise _AttemptFailed(f"not the expected archive: {what}" if bad
+                                 else "nothing in the archive could be verified")
+        for entry in members:
+            if entry not in dropped:
+                os.replace(parts[entry.path], _safe_join(target, entry.path))
+        return dropped
+    except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise _AttemptFailed(f"cannot read the archive ({exc})") from None
+    finally:
+        for part in parts.values():
+            part.unlink(missing_ok=True)
+
+
+def _archive_members(path: Path, wanted: set[str]) -> Iterator[tuple[str, IO[bytes]]]:
+    """Yield ``(name, stream)`` for the regular-file members named in ``wanted`` (zip or tar)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename.removeprefix("./")
+                if name in wanted and not info.is_dir():
+                    with zf.open(info) as stream:  # zipfile checks each member's CRC-32 as it reads
+                        yield name, stream
+        return
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:  # sequential: no backward seeks in the gzip stream
+            name = member.name.removeprefix("./")
+            if name in wanted and member.isfile():  # links and devices are never followed or created
+                yield name, tar.extractfile(member)
+
+
+def _safe_join(target: Path, relpath: str) -> Path:
+    """``target / relpath``, refusing anything that would land outside ``target``.
+
+    Raises: DownloadError: ``relpath`` escapes ``target`` (a catalog bug, never from archive names).
+    """
+    path = target / relpath
+    if not path.resolve().is_relative_to(target.resolve()):
+        raise DownloadError(f"refusing to write outside {target}: {relpath!r}")
+    return path
+
+
+def _report(source: DatasetSource, target: Path, left: list[RemoteFile], attempts: dict[str, list[str]]) -> None:
+    """Warn about optional files that are missing; raise DownloadError for required ones."""
+    optional = [e.path for e in left if e.optional]
+    if optional:
+        _log.warning("%s: %d optional file(s) not downloaded: %s", source.name, len(optional), ", ".join(optional))
+    required = [e for e in left if not e.optional]
+    if not required:
+        return
+    lines = [f"could not download dataset '{source.name}' into {target.as_posix()}; every source failed for:"]
+    groups: dict[str, list[RemoteFile]] = {}
+    for entry in required:
+        groups.setdefault(entry.archive or entry.path, []).append(entry)
+    for key, entries in groups.items():
+        if entries[0].archive:  # a lone member also shows where it was looked for on its own
+            lines.append(f"  {key} (archive holding {len(entries)} needed file(s)):")
+            tried = (attempts.get(entries[0].path, []) if len(entries) == 1 else []) + attempts.get(key, [])
+        else:
+            lines.append(f"  {key}:")
+            tried = attempts.get(key, [])
+        lines += [f"    - {t}" for t in tried] or ["    - no source to try"]
+    if any("no network" in line or "refused" in line or "timed out" in line for line in lines):
+        lines.append(f"No network access? Point --mirror (or ${ENV_MIRROR}) at a folder that holds the files.")
+    raise DownloadError("\n".join(lines))

@@ -1,0 +1,150 @@
+"""Checking plain values (from YAML) against Python type annotations.
+
+Signatures are the schema: a layer declared as ``def __init__(self, out_features: PositiveInt,
+dropout: Probability = 0.0)`` documents, validates and builds from one place. ``check``
+returns a human sentence describing what was expected, or None when the value fits.
+
+Supported annotations: int, float (accepts ints), bool, str, None, Any, Optional/Union
+(``X | Y``), Literal, list[X], tuple[X, ...], tuple[X, Y], dict[K, V], and
+``Annotated[T, Constraint]`` with the constraints below.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Numeric bounds; ``lo_open``/``hi_open`` make a bound exclusive."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def ok(self, v) -> bool:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
+            return False
+        return True
+
+    def words(self) -> str:
+        if self.lo == 0 and self.lo_open and self.hi is None:
+            return "positive"
+        if self.lo == 0 and not self.lo_open and self.hi is None:
+            return "non-negative"
+        lo = "" if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        hi = "" if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        return "in range " + " and ".join(p for p in (lo, hi) if p)
+
+
+PositiveInt = Annotated[int, Range(0, lo_open=True)]
+NonNegativeInt = Annotated[int, Range(0)]
+PositiveFloat = Annotated[float, Range(0, lo_open=True)]
+NonNegativeFloat = Annotated[float, Range(0)]
+Probability = Annotated[float, Range(0, 1)]
+UnitInterval = Annotated[float, Range(0, 1, hi_open=True)]  # e.g. dropout, label smoothing: [0, 1)
+
+_ARTICLE = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+            "NoneType": "null", "list": "a list", "dict": "a mapping", "tuple": "a list"}
+
+
+def describe(ann) -> str:
+    """Words for what ``ann`` accepts, e.g. 'a positive integer' or 'one of 'relu', 'gelu''."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if ann is Any or ann is typing.Any:
+        return "any value"
+    if origin is Annotated:
+        base, *meta = args
+        rng = next((m for m in meta if isinstance(m, Range)), None)
+        if rng is None:
+            return describe(base)
+        noun = "integer" if base is int else "number"
+        w = rng.words()
+        return f"a {w} {noun}" if w in ("positive", "non-negative") else f"a {noun} {w}"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " or ".join(describe(a) for a in args)
+    if origin in (list, tuple):
+        inner = args[0] if args else Any
+        return f"a list of {_plural(describe(inner))}" if inner is not Any else "a list"
+    if origin is dict:
+        return "a mapping"
+    name = getattr(ann, "__name__", str(ann))
+    return _ARTICLE.get(name, f"a {name}")
+
+
+def _plural(words: str) -> str:
+    for art in ("an ", "a "):
+        if words.startswith(art):
+            return words[len(art):] + "s"
+    return words
+
+
+def check(value, ann) -> str | None:
+    """None if ``value`` fits ``ann``; otherwise 'expected <description>, got <value>'."""
+    return None if _fits(value, ann) else f"expected {describe(ann)}, got {_show(value)}"
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fits(value, ann) -> bool:
+    if ann is Any or ann is typing.Any or ann is object:
+        return True
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is Annotated:
+        base, *meta = args
+        if not _fits(value, base):
+            return False
+        return all(m.ok(value) for m in meta if isinstance(m, Range))
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if ann is None or ann is type(None):
+        return value is None
+    if ann is bool:
+        return isinstance(value, bool)
+    if ann is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if ann is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ann is str:
+        return isinstance(value, str)
+    if origin is list or ann is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is tuple or ann is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            return not args or all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+    if origin is dict or ann is dict:
+        if not isinstance(value, dict):
+            return False
+        if not args:
+            return True
+        return all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    if isinstance(ann, type):
+        return isinstance(value, ann)
+    return True  # unknown annotation forms are not checked
+
+
+def coerce(value, ann):
+    """Convert a checked YAML value to what the annotation means (lists -> tuples for tuple[...])."""
+    origin = typing.get_origin(ann)
+    if origin is Annotated:
+        return coerce(value, typing.get_args(ann)[0])
+    if (origin is tuple or ann is tuple) and isinstance(value, list):
+        return tuple(value)
+    if ann is float and isinstance(value, int):
+        return float(value)
+    return value
