@@ -54,9 +54,11 @@ def join(path: str, key) -> str:
 class Registry:
     """Names of one kind mapped to classes or factory functions."""
 
-    def __init__(self, kind: str, plural: str | None = None):
+    def __init__(self, kind: str, plural: str | None = None, hidden: tuple[str, ...] = ("rng",)):
         self.kind = kind
         self.plural = plural or kind + "s"
+        # arguments code supplies and configs may not set (e.g. an optimizer's params)
+        self.hidden = hidden
         self._entries: dict[str, typing.Callable] = {}
 
     def register(self, name: str):
@@ -86,16 +88,17 @@ class Registry:
         hint = did_you_mean(name, self._entries)
         return f"unknown {self.kind} '{name}'{hint} (known: {', '.join(self.names())})"
 
-    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
-        """The keyword parameters of entry ``name`` (``self`` and ``*args`` dropped)."""
+    def parameters(self, name: str, include_hidden: bool = False) -> dict[str, inspect.Parameter]:
+        """The keyword parameters a config may set for entry ``name`` (all of them with ``include_hidden``)."""
         obj = self.get(name)
         target = obj.__init__ if inspect.isclass(obj) else obj
         sig = inspect.signature(target)
         hints = typing.get_type_hints(target, include_extras=True)
         params = {}
         for p in sig.parameters.values():
-            # ``rng`` is for code, not configs: runs seed npdl's default generator instead
-            if p.name in ("self", "rng") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.name in self.hidden and not include_hidden:
                 continue
             params[p.name] = p.replace(annotation=hints.get(p.name, p.annotation))
         return params
@@ -146,7 +149,7 @@ class Registry:
                 msg = schema.check(value, ann)
                 if msg:
                     problems.append(Problem(join(path, key), msg))
-        provided = set(provided)
+        provided = set(provided) | set(self.hidden)
         for pname, p in params.items():
             if p.default is inspect.Parameter.empty and pname not in spec and pname not in provided:
                 problems.append(Problem(join(path, pname), f"missing required argument of {self.kind} '{name}'"))
@@ -161,8 +164,10 @@ class Registry:
         ``deps`` (e.g. ``vocab_size=10000``) are passed only to entries whose signature names
         them and only when the spec does not set them itself.
         """
-        params = self.parameters(spec.get("type")) if isinstance(spec, dict) and spec.get("type") in self else {}
-        accepted = {k: v for k, v in deps.items() if k in params and k not in spec}
+        known = isinstance(spec, dict) and spec.get("type") in self
+        params = self.parameters(spec["type"]) if known else {}
+        everything = self.parameters(spec["type"], include_hidden=True) if known else {}
+        accepted = {k: v for k, v in deps.items() if k in everything and k not in spec}
         problems = self.validate(spec, path, provided=accepted)
         if problems:
             raise ConfigError(problems)
@@ -171,14 +176,13 @@ class Registry:
 
 
 def _type_name(ann) -> str:
-    text = schema.describe(ann)
-    return text.replace("an integer", "int").replace("a number", "float")
+    return schema.short(ann)
 
 
 LAYERS = Registry("layer")
 MODELS = Registry("model")
 LOSSES = Registry("loss", "losses")
-OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS = Registry("optimizer", hidden=("rng", "params"))
 SCHEDULES = Registry("schedule")
 DATASETS = Registry("dataset")
 METRICS = Registry("metric")

@@ -69,7 +69,9 @@ def describe(ann) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
-        return " or ".join(describe(a) for a in args)
+        # "or null" adds nothing to an error message: null is the default, not the point
+        named = [a for a in args if a is not type(None)] or list(args)
+        return " or ".join(describe(a) for a in named)
     if origin in (list, tuple):
         inner = args[0] if args else Any
         return f"a list of {_plural(describe(inner))}" if inner is not Any else "a list"
@@ -148,3 +150,32 @@ def coerce(value, ann):
     if ann is float and isinstance(value, int):
         return float(value)
     return value
+
+
+def short(ann) -> str:
+    """Compact type text for listings: 'int>0', 'list[int>0]', 'float in [0, 1)', "'relu'|'gelu'"."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if ann is Any or ann is typing.Any:
+        return "any"
+    if origin is Annotated:
+        base, *meta = args
+        rng = next((m for m in meta if isinstance(m, Range)), None)
+        name = short(base)
+        if rng is None:
+            return name
+        if rng.lo is not None and rng.hi is None:
+            return f"{name}{'>' if rng.lo_open else '>='}{rng.lo:g}"
+        lo = "(" if rng.lo_open else "["
+        hi = ")" if rng.hi_open else "]"
+        return f"{name} in {lo}{rng.lo:g}, {rng.hi:g}{hi}"
+    if origin is Literal:
+        return "|".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return "|".join(short(a) for a in args)
+    if origin in (list, tuple):
+        return f"list[{short(args[0])}]" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if ann is type(None) or ann is None:
+        return "null"
+    return getattr(ann, "__name__", str(ann))

@@ -1,2 +1,13 @@
-"""The ``npdl`` command line (Typer). The only part of npdl that prints for humans."""
+"""The ``npdl`` command line (Typer). The only part of npdl that prints for humans.
+
+One module per command group registers its commands on ``app`` when imported.
+"""
 from npdl.cli.app import app, main  # noqa: F401
+
+
+def register_all() -> None:
+    """Import every command module (each registers its commands on ``app``)."""
+    from npdl.cli import bench, data, listing, runs, train  # noqa: F401
+
+
+register_all()

@@ -1,0 +1,198 @@
+"""``npdl runs``, ``compare`` and ``plot``: reading run folders."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import typer
+import yaml
+from rich.table import Table
+
+from npdl.cli.app import command, console, fail
+
+
+@command("runs")
+def runs_(runs_dir: Path = typer.Argument(Path("runs"), help="Folder that holds the runs.")):
+    """List runs: name, status, steps, best metric, wall time."""
+    from npdl.runs import find_runs
+
+    found = find_runs(runs_dir)
+    if not found:
+        console.print(f"no runs under {runs_dir}")
+        return
+    table = Table(title=f"runs in {runs_dir}")
+    for col in ("run", "status", "steps", "best", "wall time"):
+        table.add_column(col, justify="right" if col in ("steps", "wall time") else "left")
+    for r in found:
+        m, s = r.manifest(), r.summary()
+        best = s.get("best") or _best_from_metrics(r)
+        best_text = f"{best['metric']} {best['value']:.4f}" if best and best.get("value") is not None else ""
+        wall = s.get("wall_seconds")
+        table.add_row(r.name, m.get("status", "?"), f"{s.get('steps', m.get('steps', 0)) or 0:,}", best_text,
+                      f"{wall:.0f} s" if wall is not None else "")
+    console.print(table)
+
+
+def _best_from_metrics(run) -> dict | None:
+    evals = [e for e in run.metrics() if e.get("event") == "eval" and e.get("split") == "val"]
+    if not evals:
+        return None
+    key = "accuracy" if "accuracy" in evals[-1] else "loss"
+    pick = max if key == "accuracy" else min
+    best = pick(evals, key=lambda e: e.get(key, math.nan))
+    return {"metric": f"val.{key}", "value": best.get(key)}
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _metric_series(run) -> dict[str, list[tuple[int, float]]]:
+    """'val.loss' -> [(step, value), ...] from metrics.jsonl (train events as 'train.loss')."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for e in run.metrics():
+        split = e.get("split") or e.get("event")
+        for k, v in e.items():
+            if k in ("event", "split", "step", "epoch", "checkpoint") or not isinstance(v, (int, float)):
+                continue
+            series.setdefault(f"{split}.{k}", []).append((e.get("step", 0), float(v)))
+    return series
+
+
+@command()
+def compare(runs: list[str] = typer.Argument(..., help="Run folders or name prefixes."),
+            only_changed: bool = typer.Option(False, "--only-changed", help="Show only config keys that differ."),
+            sort: str = typer.Option(None, "--sort", help="Order runs by this metric's best value (e.g. val.accuracy)."),
+            fmt: str = typer.Option("table", "--format", help="table | md | csv | json"),
+            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir")):
+    """Config keys that differ and best / last / step-of-best per metric, side by side."""
+    from npdl.runs import resolve
+
+    if fmt not in ("table", "md", "csv", "json"):
+        raise fail(f"--format must be table, md, csv or json, got {fmt!r}")
+    opened = [resolve(r, runs_dir) for r in runs]
+    configs = [_flatten(yaml.safe_load(r.config_text())) for r in opened]
+    keys = sorted(set().union(*configs))
+    if only_changed:
+        keys = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    rows: list[tuple[str, list]] = [(f"config.{k}", [c.get(k, "") for c in configs]) for k in keys]
+    series = [_metric_series(r) for r in opened]
+    metric_names = sorted({m for s in series for m in s if not m.startswith("train.") or m == "train.loss"})
+    modes = {}
+    for m in metric_names:
+        mode = "min" if m.endswith(("loss", "perplexity")) else "max"
+        modes[m] = mode
+        best, last, at = [], [], []
+        for s in series:
+            pts = s.get(m, [])
+            if not pts:
+                best.append(""), last.append(""), at.append("")
+                continue
+            b = (min if mode == "min" else max)(pts, key=lambda p: p[1])
+            best.append(round(b[1], 6)), last.append(round(pts[-1][1], 6)), at.append(b[0])
+        rows += [(f"{m} best ({mode})", best), (f"{m} last", last), (f"{m} step of best", at)]
+    order = list(range(len(opened)))
+    if sort:
+        best_row = dict(rows).get(f"{sort} best ({modes.get(sort, 'max')})")
+        if best_row is None:
+            raise fail(f"--sort {sort}: no such metric (have: {', '.join(metric_names)})")
+        rev = modes.get(sort, "max") == "max"
+        order.sort(key=lambda i: (best_row[i] == "", -best_row[i] if rev and best_row[i] != "" else best_row[i]))
+    names = [opened[i].name for i in order]
+    rows = [(k, [vals[i] for i in order]) for k, vals in rows]
+    _emit(fmt, names, rows)
+
+
+def _emit(fmt: str, names: list[str], rows: list[tuple[str, list]]) -> None:
+    text = lambda v: json.dumps(v) if isinstance(v, (list, dict)) else str(v)  # noqa: E731
+    if fmt == "json":
+        console.print_json(json.dumps({"runs": names, "rows": {k: v for k, v in rows}}, default=str))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["key"] + names)
+        for k, vals in rows:
+            w.writerow([k] + [text(v) for v in vals])
+        console.print(buf.getvalue(), end="", markup=False)
+    elif fmt == "md":
+        lines = ["| key | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        lines += ["| " + k + " | " + " | ".join(text(v) for v in vals) + " |" for k, vals in rows]
+        console.print("\n".join(lines), markup=False)
+    else:
+        table = Table()
+        table.add_column("key")
+        for n in names:
+            table.add_column(n, justify="right")
+        for k, vals in rows:
+            table.add_row(k, *[text(v) for v in vals])
+        console.print(table)
+
+
+@command()
+def plot(runs: list[str] = typer.Argument(..., help="Run folders or name prefixes."),
+         metric: str = typer.Option("val.loss", "--metric", help="e.g. val.loss, val.accuracy, train.loss"),
+         output: Path = typer.Option(None, "-o", "--output", help="Write a PNG (needs matplotlib)."),
+         runs_dir: Path = typer.Option(Path("runs"), "--runs-dir")):
+    """Learning curves: a PNG with matplotlib (-o), otherwise a chart in the terminal."""
+    from npdl.runs import resolve
+
+    opened = [resolve(r, runs_dir) for r in runs]
+    curves = {r.name: _metric_series(r).get(metric, []) for r in opened}
+    if not any(curves.values()):
+        have = sorted({m for r in opened for m in _metric_series(r)})
+        raise fail(f"no '{metric}' in these runs (have: {', '.join(have)})")
+    if output is not None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise fail("writing a PNG needs matplotlib: pip install 'npdl[plot]' (or omit -o for a terminal chart)")
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name, pts in curves.items():
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name, marker="." if len(pts) < 50 else None)
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(output, dpi=120)
+        console.print(f"wrote {output}")
+        return
+    console.print(terminal_chart(curves, metric), markup=False)
+
+
+def terminal_chart(curves: dict[str, list[tuple[int, float]]], metric: str, width: int = 64, height: int = 16) -> str:
+    """An ASCII line chart: one letter per run (a, b, c, ...), steps across, values up."""
+    pts = [p for c in curves.values() for p in c]
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    if y1 == y0:
+        y1 = y0 + 1e-9
+    grid = [[" "] * width for _ in range(height)]
+    for mark, (_, c) in zip("abcdefghijklmnopqrstuvwxyz", curves.items()):
+        for x, y in c:
+            col = 0 if x1 == x0 else round((x - x0) / (x1 - x0) * (width - 1))
+            row = height - 1 - round((y - y0) / (y1 - y0) * (height - 1))
+            grid[row][col] = mark
+    lines = [f"{metric}"]
+    for i, row in enumerate(grid):
+        label = y1 - (y1 - y0) * i / (height - 1)
+        lines.append(f"{label:>10.4g} |" + "".join(row))
+    lines.append(" " * 11 + "+" + "-" * width)
+    lines.append(" " * 12 + f"step {x0}" + " " * max(width - 12 - len(str(x0)) - len(str(x1)), 1) + f"step {x1}")
+    for mark, name in zip("abcdefghijklmnopqrstuvwxyz", curves):
+        lines.append(f"  {mark} = {name}")
+    return "\n".join(lines)

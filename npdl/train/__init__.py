@@ -1,0 +1,1 @@
+"""Training: the Trainer loop (knows no YAML, prints nothing), tasks, metrics, checkpoints."""

@@ -1,0 +1,326 @@
+"""The training loop. It knows no YAML and prints nothing: progress goes to ``callbacks``
+(the CLI draws bars from them), results go to the run directory.
+
+A run is reproducible from its directory alone (DESIGN principle 6): checkpoints carry the
+weights, optimizer state, schedule step, RNG state, the task's carried state and the data
+position (epoch, batch), and the data order is a pure function of (seed, epoch). So a run
+killed and resumed ends bit-identical to one never interrupted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import time
+from typing import Literal
+
+import numpy as np
+
+from npdl.core import random as _random
+from npdl.optim.clip import clip_grad_norm_, clip_grad_value_
+from npdl.runs import Run
+from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from npdl.train import checkpoint
+from npdl.train.callbacks import Best, EarlyStopping, lookup
+
+
+@dataclasses.dataclass
+class EarlyStoppingSettings:
+    """``train.early_stopping``: stop after ``patience`` evals without improving ``metric``."""
+
+    metric: str
+    mode: Literal["min", "max"] = "max"
+    patience: PositiveInt = 3
+    min_delta: NonNegativeFloat = 0.0
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """The ``train:`` section of a config."""
+
+    epochs: PositiveInt | None = None
+    max_steps: PositiveInt | None = None
+    grad_clip: PositiveFloat | None = None        # global L2 norm
+    grad_clip_value: PositiveFloat | None = None  # elementwise
+    grad_accum: PositiveInt = 1                   # micro-batches per optimizer step
+    eval_every: PositiveInt | None = None         # optimizer steps; None = end of each epoch
+    log_every: PositiveInt = 50
+    checkpoint_every: PositiveInt | None = None   # optimizer steps; 'last' is also saved every epoch
+    keep_last: NonNegativeInt = 2                 # step-N checkpoints kept
+    monitor: str | None = None                    # e.g. val.accuracy (default: the task's)
+    mode: Literal["min", "max"] | None = None
+    early_stopping: EarlyStoppingSettings | None = None
+    test_at_end: bool = True                      # evaluate the best checkpoint on 'test' at the end
+    eval_split: str = "val"                       # the split periodic evaluation uses
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced NaN/inf; the message names the step and the first non-finite tensor."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Ctrl-C: a final checkpoint was written; ``npdl resume`` continues the run."""
+
+
+class Trainer:
+    """Runs optimizer steps of ``task`` until ``settings`` say stop, evaluating and checkpointing."""
+
+    def __init__(self, model, task, data, optimizer, scheduler, settings: TrainSettings, run: Run | None = None,
+                 seed: int = 0, callbacks=(), total_steps: int | None = None, early_stopping=None):
+        self.model, self.task, self.data = model, task, data
+        self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
+        self.run, self.seed, self.callbacks = run, seed, list(callbacks)
+        self.total_steps = total_steps
+        metric, mode = settings.monitor or task.monitor[0], settings.mode or task.monitor[1]
+        if not metric.startswith(settings.eval_split + ".") and "." not in metric:
+            metric = f"{settings.eval_split}.{metric}"
+        self.best = Best(metric, mode)
+        es = settings.early_stopping
+        self.early = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta) if es else early_stopping
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.history: list[dict] = []
+        self._stop_requested = False
+        self._wall = 0.0
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state(self) -> dict:
+        return dict(
+            model=dict(self.model.state_dict()), optim=self.optimizer.state_dict(),
+            sched=self.scheduler.state_dict() if self.scheduler else {}, task=self.task.state_dict(),
+            meta={"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                  "rng": _random.get_rng_state(), "seed": self.seed, "wall": self._wall,
+                  "best": dataclasses.asdict(self.best),
+                  "early": self.early.state_dict() if self.early else None})
+
+    def save(self, which: str) -> None:
+        if self.run is None:
+            return
+        path = self.run.checkpoint_path(which)
+        checkpoint.save(path, **self.state())
+        if which.startswith("step-") and self.settings.keep_last >= 0:
+            steps = sorted(self.run.checkpoints.glob("step-*.npz"))
+            for old in steps[: max(len(steps) - self.settings.keep_last, 0)]:
+                old.unlink(missing_ok=True)
+
+    def restore(self, state: dict, weights_only: bool = False) -> None:
+        """Load a checkpoint's parts (``checkpoint.load`` output); the model check is strict."""
+        self.model.load_state_dict(state["model"])
+        if weights_only:
+            return
+        self.optimizer.load_state_dict(state["optim"])
+        if self.scheduler and state.get("sched"):
+            self.scheduler.load_state_dict(state["sched"])
+        self.task.load_state_dict(state.get("task") or {})
+        meta = state["meta"]
+        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+        self._wall = meta.get("wall", 0.0)
+        _random.set_rng_state(meta["rng"])
+        self.best = Best(**meta["best"])
+        if self.early and meta.get("early"):
+            self.early.load_state_dict(meta["early"])
+
+    # ---- events ------------------------------------------------------------------------
+    def _emit(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    def _log(self, event: dict) -> None:
+        self.history.append(event)
+        if self.run is not None:
+            self.run.log(event)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.task.evaluate(split)
+        finally:
+            self.model.train(was_training)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def _finished(self) -> bool:
+        s = self.settings
+        if s.max_steps is not None and self.step >= s.max_steps:
+            return True
+        return s.epochs is not None and self.epoch >= s.epochs
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._stop_requested:  # a second Ctrl-C: stop right now
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self._emit("on_message", "Ctrl-C: finishing this step and writing a checkpoint (Ctrl-C again to abort)")
+
+    def fit(self) -> dict:
+        """Train to the end (or until stopped); returns the summary. Raises ``NonFiniteError`` or
+        ``TrainingInterrupted`` after writing what can be kept."""
+        if self.settings.epochs is None and self.settings.max_steps is None:
+            raise ValueError("train: set epochs or max_steps")
+        previous = signal.getsignal(signal.SIGINT)
+        try:
+            signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread (e.g. tests): Ctrl-C handling stays default
+            previous = None
+        self.model.train()
+        self._emit("on_train_start")
+        try:
+            # overflow shows up as a non-finite loss or gradient, which the NaN guard reports
+            # with the step and the tensor; NumPy's own warnings would only add noise
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self._loop()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        return self._finish()
+
+    def _loop(self) -> None:
+        s = self.settings
+        accum = s.grad_accum
+        started = time.perf_counter()
+        window_items, window_start = 0, time.perf_counter()
+        while not self._finished():
+            loader = self.data.loader("train")
+            self.task.start_epoch(self.epoch, resumed=self.batch_in_epoch > 0)
+            micro = 0
+            for batch in loader.batches(self.epoch, start=self.batch_in_epoch, seed=self.seed):
+                loss, n_items = self.task.train_step(batch)
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    self._nonfinite(f"loss = {value}", batch)
+                (loss * (1.0 / accum) if accum > 1 else loss).backward()
+                self.batch_in_epoch += 1
+                micro += 1
+                window_items += n_items
+                if micro < accum and self.batch_in_epoch < len(loader):
+                    continue
+                micro = 0
+                self._optimizer_step()
+                if self.step % s.log_every == 0 or self.step == 1:
+                    now = time.perf_counter()
+                    event = {"event": "train", "step": self.step, "epoch": self.epoch, "loss": value,
+                             "lr": self.optimizer.param_groups[0]["lr"],
+                             "throughput": window_items / max(now - window_start, 1e-9)}
+                    self._log(event)
+                    window_items, window_start = 0, now
+                self._emit("on_step", value, n_items)
+                if s.eval_every and self.step % s.eval_every == 0 and self._eval_and_track():
+                    self._wall_update(started)
+                    return
+                if s.checkpoint_every and self.step % s.checkpoint_every == 0:
+                    self._wall_update(started)
+                    started = time.perf_counter()
+                    self.save(f"step-{self.step}")
+                    self.save("last")
+                if self._stop_requested:
+                    self._wall_update(started)
+                    self.save("last")
+                    raise TrainingInterrupted(f"interrupted at step {self.step}")
+                if s.max_steps is not None and self.step >= s.max_steps:
+                    break
+            else:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                if not s.eval_every and self._eval_and_track():
+                    self._wall_update(started)
+                    return
+                self._wall_update(started)
+                started = time.perf_counter()
+                self.save("last")
+                continue
+            break
+        self._wall_update(started)
+
+    def _wall_update(self, started: float) -> None:
+        self._wall += time.perf_counter() - started
+
+    def _optimizer_step(self) -> None:
+        s = self.settings
+        params = list(self.model.parameters())
+        if s.grad_clip_value:
+            clip_grad_value_(params, s.grad_clip_value)
+        norm = clip_grad_norm_(params, s.grad_clip) if s.grad_clip else None
+        if norm is not None and not math.isfinite(norm):
+            bad = next((n for n, p in self.model.named_parameters()
+                        if p.grad is not None and not _finite_grad(p.grad)), "?")
+            self._nonfinite(f"gradient norm = {norm}; first non-finite gradient: {bad}", None)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.step += 1
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def _eval_and_track(self) -> bool:
+        """Evaluate, log, keep the best checkpoint; True when early stopping says stop."""
+        split = self.settings.eval_split
+        if split not in self.data.splits():
+            return False
+        metrics = self.evaluate(split)
+        self._log({"event": "eval", "split": split, "step": self.step, "epoch": self.epoch, **metrics})
+        self._emit("on_eval", split, metrics)
+        value = lookup({split: metrics}, self.best.metric)
+        if value is not None and hasattr(getattr(self.scheduler, "schedule", None), "observe"):
+            self.scheduler.observe(value)  # reduce_on_plateau: applies a reduction right away
+        if self.best.update(value, self.step):
+            self.save("best")
+        if self.early is not None:
+            v = lookup({split: metrics}, self.early.metric)
+            if v is not None and self.early.should_stop(v):
+                self._emit("on_message", f"early stopping: {self.early.metric} has not improved for "
+                                         f"{self.early.patience} evaluations")
+                self.save("last")
+                return True
+        return False
+
+    def _nonfinite(self, what: str, batch) -> None:
+        """Stop: name the step and the first non-finite tensor; keep the last good checkpoint."""
+        where = ""
+        bad_param = next((n for n, p in self.model.named_parameters() if not np.isfinite(p.data).all()), None)
+        if bad_param:
+            where = f"; first non-finite parameter: {bad_param}"
+        elif batch is not None:
+            from npdl.nn.trace import first_nonfinite, trace
+            import npdl
+
+            with npdl.no_grad(), trace(self.model) as records:
+                try:
+                    self.task.dry_run(batch)
+                except Exception:  # noqa: BLE001 - diagnosis only
+                    pass
+            rec = first_nonfinite(records)
+            if rec is not None:
+                where = f"; first non-finite output: {rec.name} ({rec.kind})"
+        msg = f"non-finite value at step {self.step + 1} (epoch {self.epoch}, batch {self.batch_in_epoch}): {what}{where}"
+        if self.run is not None:
+            self.run.set_status("stopped_nan", error=msg, steps=self.step)
+        raise NonFiniteError(msg)
+
+    def _finish(self) -> dict:
+        test = None
+        if self.settings.test_at_end and "test" in self.data.splits():
+            best_path = self.run.checkpoint_path("best") if self.run else None
+            if best_path is not None and best_path.is_file():
+                current = self.model.state_dict()
+                current = {k: v.copy() for k, v in current.items()}
+                self.model.load_state_dict(checkpoint.load(best_path)["model"])
+                test = self.evaluate("test")
+                self.model.load_state_dict(current)
+            else:
+                test = self.evaluate("test")
+            self._log({"event": "eval", "split": "test", "step": self.step, "epoch": self.epoch, **test})
+            self._emit("on_eval", "test", test)
+        last_eval = next((e for e in reversed(self.history) if e.get("event") == "eval"
+                          and e.get("split") == self.settings.eval_split), None)
+        summary = {"steps": self.step, "epochs": self.epoch, "wall_seconds": round(self._wall, 2),
+                   "best": dataclasses.asdict(self.best), "test": test,
+                   "last_eval": {k: v for k, v in (last_eval or {}).items() if k not in ("event",)}}
+        if self.run is not None:
+            self.run.write_summary(summary)
+            self.run.set_status("completed", steps=self.step)
+        self._emit("on_train_end", summary)
+        return summary
+
+
+def _finite_grad(g) -> bool:
+    values = g.values if hasattr(g, "values") and not isinstance(g, np.ndarray) else g
+    return bool(np.isfinite(values).all())
