@@ -23,11 +23,20 @@ from npdl.train.tasks import TASKS
 from npdl.train.trainer import Trainer, TrainSettings
 
 
+# Modules that register model families, datasets and tasks. Each is imported if it exists,
+# so a family can be developed in its own files without touching this one.
+FAMILY_MODULES = (
+    "npdl.data.w2v_data", "npdl.models.word2vec", "npdl.train.w2v_task",          # word2vec
+    "npdl.data.lm_data", "npdl.models.rnn", "npdl.train.lm_task",                  # recurrent LMs, bAbI
+    "npdl.data.seq_data", "npdl.models.transformer", "npdl.train.seq_tasks",       # Transformers
+)
+
+
 def _register_families() -> None:
-    """Import optional model families and text datasets (later issues add them here)."""
+    """Import every family module that exists (see FAMILY_MODULES)."""
     import importlib
 
-    for mod in ("npdl.data.text_datasets",):
+    for mod in FAMILY_MODULES:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

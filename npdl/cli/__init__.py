@@ -5,9 +5,21 @@ One module per command group registers its commands on ``app`` when imported.
 from npdl.cli.app import app, main  # noqa: F401
 
 
+OPTIONAL_COMMANDS = ("npdl.cli.embeddings", "npdl.cli.generate", "npdl.cli.translate")
+
+
 def register_all() -> None:
     """Import every command module (each registers its commands on ``app``)."""
+    import importlib
+
     from npdl.cli import bench, data, listing, runs, train  # noqa: F401
+
+    for mod in OPTIONAL_COMMANDS:  # model-family commands, each in its own module when present
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
 
 
 register_all()

@@ -5,20 +5,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from npdl.cli.app import app
+from npdl.cli.app import command, fail
 
-BENCHMARKS = ("ops",)
+BENCHMARKS = ("ops", "mlp", "layers", "word2vec", "lstm", "transformer")
 
 
-@app.command()
+def _available(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(f"npdl.bench.{name}") is not None
+
+
+@command()
 def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '.join(BENCHMARKS)} (default all).")):
     """Measure npdl beside hand-written NumPy and PyTorch (when installed), same run."""
     console = Console()
-    chosen = names or list(BENCHMARKS)
+    chosen = names or [b for b in BENCHMARKS if _available(b)]
     for name in chosen:
-        if name not in BENCHMARKS:
-            console.print(f"[red]error:[/] unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-            raise typer.Exit(2)
+        if name not in BENCHMARKS or not _available(name):
+            raise fail(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
     for name in chosen:
         from importlib import import_module
 

@@ -18,21 +18,51 @@ def out_size(n: int, k: int, stride: int, pad: int, dilation: int) -> int:
 
 
 def _windows(xp: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int) -> np.ndarray:
-    """(N, C, OH, OW, KH, KW) view of the receptive fields of padded input ``xp``."""
+    """(N, C, OH, OW, KH, KW) view of the receptive fields of padded input ``xp`` (pooling)."""
     (sh, sw), (dh, dw) = stride, dilation
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     win = sliding_window_view(xp, (span_h, span_w), axis=(2, 3))
     return win[:, :, : sh * oh : sh, : sw * ow : sw, ::dh, ::dw]
 
 
+def _offset_slab(xp: np.ndarray, i: int, j: int, stride, dilation, oh: int, ow: int) -> np.ndarray:
+    """xp[:, :, rows, cols] seen by kernel offset (i, j): (N, C, OH, OW) strided view."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return xp[:, :, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw]
+
+
+def _im2col(xp: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int) -> np.ndarray:
+    """(C*KH*KW, N*OH*OW) matrix of receptive fields, channel-major like ``weight.reshape(O, -1)``.
+
+    Built with one slab copy per kernel offset: each copy moves whole (OH, OW) planes, which
+    is far faster than materialising a 6-D transposed window view element by element.
+    """
+    n, c = xp.shape[:2]
+    cols = np.empty((c, kh, kw, n, oh, ow), dtype=xp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = _offset_slab(xp, i, j, stride, dilation, oh, ow).transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * oh * ow)
+
+
+def _col2im(cols: np.ndarray, xp_shape, kh: int, kw: int, stride, dilation, oh: int, ow: int) -> np.ndarray:
+    """Adjoint of ``_im2col``: add (C*KH*KW, N*OH*OW) columns back into a padded-input array."""
+    n, c = xp_shape[:2]
+    blocks = cols.reshape(c, kh, kw, n, oh, ow)
+    gxp = np.zeros(xp_shape, dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            _offset_slab(gxp, i, j, stride, dilation, oh, ow)[...] += blocks[:, i, j].transpose(1, 0, 2, 3)
+    return gxp
+
+
 def _scatter_windows(gwin: np.ndarray, xp_shape, stride, dilation) -> np.ndarray:
     """Adjoint of ``_windows``: add (N, C, OH, OW, KH, KW) window grads into a padded-input array."""
-    (sh, sw), (dh, dw) = stride, dilation
     n, c, oh, ow, kh, kw = gwin.shape
     gxp = np.zeros(xp_shape, dtype=gwin.dtype)
     for i in range(kh):
         for j in range(kw):
-            gxp[:, :, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw] += gwin[:, :, :, :, i, j]
+            _offset_slab(gxp, i, j, stride, dilation, oh, ow)[...] += gwin[:, :, :, :, i, j]
     return gxp
 
 
@@ -52,6 +82,7 @@ class Conv2d(Function):
     """y[n, o] = b[o] + sum_{c, i, j} w[o, c, i, j] * x_pad[n, c, s*h + d*i, s*w + d*j]
 
     x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or absent -> (N, O, OH, OW).
+    One GEMM (O, C*KH*KW) @ (C*KH*KW, N*OH*OW) forward; two GEMMs and a col2im backward.
     """
 
     @staticmethod
@@ -65,35 +96,39 @@ class Conv2d(Function):
         if oh < 1 or ow < 1:
             raise ValueError(f"conv2d: input {h}x{w} is too small for kernel {kh}x{kw} with padding {padding}")
         xp = _pad(x, padding)
-        win = _windows(xp, kh, kw, stride, dilation, oh, ow)
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
-        out = cols @ weight.reshape(o, -1).T
+        cols = _im2col(xp, kh, kw, stride, dilation, oh, ow)
+        out = weight.reshape(o, -1) @ cols                    # (O, N*OH*OW)
         if bias is not None:
-            out += bias
+            out += bias[:, None]
         ctx.saved = (cols, weight)
         ctx.meta = (x.shape, xp.shape, stride, padding, dilation, oh, ow, bias is not None)
-        return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+        return out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
 
     @staticmethod
     def backward(ctx, g):
         cols, weight = ctx.saved
         x_shape, xp_shape, stride, padding, dilation, oh, ow, has_bias = ctx.meta
         o, c, kh, kw = weight.shape
-        n = x_shape[0]
         needs = ctx.needs_input_grad
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)
+        g_t = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, -1)   # (O, N*OH*OW)
         gx = None
         if needs[0]:
-            gcols = (g2 @ weight.reshape(o, -1)).reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
-            gx = _unpad(_scatter_windows(gcols, xp_shape, stride, dilation), padding, x_shape)
-        gw = (g2.T @ cols).reshape(weight.shape) if needs[1] else None
+            gcols = weight.reshape(o, -1).T @ g_t                            # (C*KH*KW, N*OH*OW)
+            gx = _unpad(_col2im(gcols, xp_shape, kh, kw, stride, dilation, oh, ow), padding, x_shape)
+        gw = (g_t @ cols.T).reshape(weight.shape) if needs[1] else None
         if not has_bias:
             return gx, gw
-        return gx, gw, (g2.sum(axis=0) if needs[2] else None)
+        return gx, gw, (g_t.sum(axis=1) if needs[2] else None)
 
 
 class MaxPool2d(Function):
-    """Maximum over each window; the gradient goes to the (first) maximal entry."""
+    """Maximum over each window; the gradient goes to the first maximal entry (row-major in the
+    window, as PyTorch), which matters after a ReLU where whole windows tie at zero.
+
+    Forward is a running ``np.maximum`` over the KH*KW kernel-offset slabs; backward scans the
+    offsets in order and hands each window's gradient to the first slab equal to its maximum.
+    No (..., KH*KW) window copy is ever made.
+    """
 
     @staticmethod
     def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
@@ -104,19 +139,29 @@ class MaxPool2d(Function):
             raise ValueError(f"max_pool2d: input {x.shape[2]}x{x.shape[3]} is too small for kernel {kernel}")
         fill = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
         xp = _pad(x, padding, fill)
-        win = _windows(xp, kh, kw, stride, dilation, oh, ow).reshape(x.shape[0], x.shape[1], oh, ow, kh * kw)
-        arg = win.argmax(axis=-1)
-        ctx.saved = arg
-        ctx.meta = (x.shape, xp.shape, kernel, stride, padding, dilation)
-        return np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+        out = _offset_slab(xp, 0, 0, stride, dilation, oh, ow).copy()
+        for i in range(kh):
+            for j in range(kw):
+                if i or j:
+                    np.maximum(out, _offset_slab(xp, i, j, stride, dilation, oh, ow), out=out)
+        ctx.saved = (xp, out)
+        ctx.meta = (x.shape, kernel, stride, padding, dilation)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        arg = ctx.saved
-        x_shape, xp_shape, (kh, kw), stride, padding, dilation = ctx.meta
-        onehot = arg[..., None] == np.arange(kh * kw)
-        gwin = (onehot * g[..., None]).reshape(g.shape + (kh, kw))
-        return _unpad(_scatter_windows(gwin, xp_shape, stride, dilation), padding, x_shape)
+        xp, out = ctx.saved
+        x_shape, (kh, kw), stride, padding, dilation = ctx.meta
+        oh, ow = out.shape[2:]
+        gxp = np.zeros(xp.shape, dtype=g.dtype)
+        taken = np.zeros(out.shape, dtype=bool)
+        for i in range(kh):
+            for j in range(kw):
+                hit = _offset_slab(xp, i, j, stride, dilation, oh, ow) == out
+                hit &= ~taken
+                taken |= hit
+                _offset_slab(gxp, i, j, stride, dilation, oh, ow)[...] += g * hit
+        return _unpad(gxp, padding, x_shape)
 
 
 class AvgPool2d(Function):
