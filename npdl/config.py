@@ -196,7 +196,7 @@ def load(path: str | Path, overrides: list[str] = ()) -> Config:
     for text in overrides:
         key, value = parse_override(text)
         set_path(data, key, value)
-        locations[key] = f"--set {key}"
+        locations[key] = "--set"
     data.setdefault("name", path.stem)
     locations.setdefault("", str(path))
     return Config(data=data, source=str(path), locations=locations)

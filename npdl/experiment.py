@@ -28,7 +28,8 @@ from npdl.train.trainer import Trainer, TrainSettings
 FAMILY_MODULES = (
     "npdl.data.w2v_data", "npdl.models.word2vec", "npdl.train.w2v_task",          # word2vec
     "npdl.data.lm_data", "npdl.models.rnn", "npdl.train.lm_task",                  # recurrent LMs, bAbI
-    "npdl.data.seq_data", "npdl.models.transformer", "npdl.train.seq_tasks",       # Transformers
+    "npdl.data.seq_data", "npdl.models.transformer", "npdl.train.seq_tasks",       # Transformers: classify, LM
+    "npdl.data.mt_data", "npdl.models.seq2seq", "npdl.train.mt_task",              # Transformers: seq2seq
 )
 
 

@@ -5,7 +5,7 @@ One module per command group registers its commands on ``app`` when imported.
 from npdl.cli.app import app, main  # noqa: F401
 
 
-OPTIONAL_COMMANDS = ("npdl.cli.embeddings", "npdl.cli.generate", "npdl.cli.translate")
+OPTIONAL_COMMANDS = ("npdl.cli.embeddings", "npdl.cli.generate", "npdl.cli.translate", "npdl.cli.predict")
 
 
 def register_all() -> None:
