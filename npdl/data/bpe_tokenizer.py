@@ -19,7 +19,7 @@ import numpy as np
 from npdl.data import bpe
 from npdl.data.tokenizer_base import (SKIPPABLE_IDS, SPECIAL_TOKENS, Tokenizer, TokenizerError,
                                       TokenizerFormatError)
-from npdl.data.vocab import Vocab, VocabError
+from npdl.data.vocab import Vocab
 
 _N_SPECIAL = len(SPECIAL_TOKENS)
 _CACHE_LIMIT = 1 << 17  # pieces remembered by encode; cleared when full to bound memory

@@ -11,32 +11,29 @@ Only the standard library does HTTP (``urllib.request``), with a 15 s socket tim
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import logging
 import os
 import shutil
 import sys
-import tarfile
-import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 from urllib.request import Request, url2pathname, urlopen
 
 from tqdm import tqdm
 
+from npdl.data.archives import ArchiveError, extract_members
+from npdl.data.checksums import CHUNK as _CHUNK
+from npdl.data.checksums import file_problem
 from npdl.data.sources import DataError, DatasetSource, RemoteFile, get_source
 
 ENV_DATA = "NPDL_DATA"
 ENV_MIRROR = "NPDL_MIRROR"
 DEFAULT_ROOT = "datasets"
 TIMEOUT_S = 15.0  # connect and per-read timeout: an offline machine must fail fast, not hang
-_CHUNK = 1 << 20
 _log = logging.getLogger(__name__)
 
 
@@ -88,7 +85,7 @@ def verify(name: str, root: str | os.PathLike | None = None) -> list[str]:
     problems = []
     for entry in source.files:
         if (target / entry.path).is_file() or not entry.optional:
-            problem = _file_problem(entry, target / entry.path)
+            problem = file_problem(entry, target / entry.path)
             if problem:
                 problems.append(problem)
     return problems
@@ -136,7 +133,7 @@ def download(name: str, root: str | os.PathLike | None = None, mirror: str | os.
                             f"(directly or under {source.mirror_subdir}/).")
     target.mkdir(parents=True, exist_ok=True)
     attempts: dict[str, list[str]] = {}
-    pending = [e for e in source.files if force or _file_problem(e, target / e.path)]
+    pending = [e for e in source.files if force or file_problem(e, target / e.path)]
     left = []
     for entry in pending:  # 1. each file on its own: mirror, then official URLs
         if not entry.has_checksum:  # only trusted when extracted from a verified archive
@@ -169,30 +166,6 @@ def _missing(source: DatasetSource, target: Path) -> list[str]:
 
 def _size_ok(entry: RemoteFile, path: Path) -> bool:
     return path.is_file() and (entry.size is None or path.stat().st_size == entry.size)
-
-
-def _file_problem(entry: RemoteFile, path: Path) -> str | None:
-    """Check ``path`` (the final file or its ``.part``) against ``entry``; None when it matches."""
-    if not path.is_file():
-        return f"{entry.path}: missing"
-    sha = hashlib.sha256() if entry.sha256 else None
-    md5 = hashlib.md5(usedforsecurity=False) if entry.md5 else None
-    crc, size = 0, 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            size += len(chunk)
-            crc = zlib.crc32(chunk, crc) if entry.crc32 is not None else crc
-            for h in (sha, md5):
-                if h:
-                    h.update(chunk)
-    got = [("size", entry.size, size), ("sha256", entry.sha256, sha and sha.hexdigest()),
-           ("md5", entry.md5, md5 and md5.hexdigest()),
-           ("crc32", entry.crc32 and f"{entry.crc32:08x}", entry.crc32 is not None and f"{crc:08x}")]
-    bad = [f"{kind} expected {want}, got {have}" for kind, want, have in got if want is not None and want != have]
-    if not bad:
-        return None
-    note = f" (the expected hash was {entry.hash_note})" if entry.hash_note else ""
-    return f"{entry.path}: checksum mismatch: {'; '.join(bad)}{note}"
 
 
 def _resolve_mirror(mirror: str | os.PathLike | None) -> str | Path | None:
@@ -254,7 +227,7 @@ def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: boo
             raise _AttemptFailed(f"not a valid gzip file ({exc})") from None
         finally:
             raw.unlink(missing_ok=True)
-    problem = _file_problem(entry, part)
+    problem = file_problem(entry, part)
     if problem:
         part.unlink(missing_ok=True)
         if resumed:  # the kept prefix may be what is corrupt: start over once from byte 0
@@ -340,14 +313,14 @@ def _from_archive(source: DatasetSource, archive: RemoteFile, members: list[Remo
     tried = attempts.setdefault(archive.path, [])
     archive_path = target / archive.path
     locations = _mirror_locations(mirror_base, source, archive, tried) + [_Location(u, url=u) for u in archive.urls]
-    if archive_path.is_file() and not force and not (archive.has_checksum and _file_problem(archive, archive_path)):
+    if archive_path.is_file() and not force and not (archive.has_checksum and file_problem(archive, archive_path)):
         locations.insert(0, None)  # None: first try the copy already in the dataset folder
     for location in locations:
         try:
             if location is not None:
                 _fetch_one(archive, archive_path, location, progress, resume=not force)
-            missing = _extract(archive, archive_path, members, target, progress)
-        except _AttemptFailed as exc:
+            missing = extract_members(archive, archive_path, members, target)
+        except (_AttemptFailed, ArchiveError) as exc:
             tried.append(f"{location.label if location else archive_path}: {exc}")
             archive_path.unlink(missing_ok=True)
             continue
@@ -355,74 +328,6 @@ def _from_archive(source: DatasetSource, archive: RemoteFile, members: list[Remo
             archive_path.unlink(missing_ok=True)
         return missing
     return members
-
-
-def _extract(archive: RemoteFile, archive_path: Path, members: list[RemoteFile], target: Path,
-             progress: bool) -> list[RemoteFile]:
-    """Extract ``members`` via ``.part`` files; rename them only if the archive proves genuine.
-
-    Returns the optional members that were absent or failed their checksum.
-    Raises: _AttemptFailed: unreadable archive, or a required member absent or corrupt.
-    """
-    parts = {e.path: _safe_join(target, e.path + ".part") for e in members}
-    done: set[str] = set()
-    try:
-        for name, stream in _archive_members(archive_path, set(parts)):
-            parts[name].parent.mkdir(parents=True, exist_ok=True)
-            with open(parts[name], "wb") as out:
-                shutil.copyfileobj(stream, out, _CHUNK)
-            done.add(name)
-        verified, bad, dropped = archive.has_checksum, [], []
-        for entry in members:
-            problem = f"{entry.path}: not in the archive" if entry.path not in done else (
-                _file_problem(entry, parts[entry.path]) if entry.has_checksum else None)
-            if problem and entry.optional:
-                dropped.append(entry)
-                _log.warning("%s: skipping optional %s", archive.path, problem)
-            elif problem:
-                bad.append(problem)
-            verified = verified or (entry.has_checksum and not problem)
-        if bad or not verified:
-            what = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
-            raise _AttemptFailed(f"not the expected archive: {what}" if bad
-                                 else "nothing in the archive could be verified")
-        for entry in members:
-            if entry not in dropped:
-                os.replace(parts[entry.path], _safe_join(target, entry.path))
-        return dropped
-    except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as exc:
-        raise _AttemptFailed(f"cannot read the archive ({exc})") from None
-    finally:
-        for part in parts.values():
-            part.unlink(missing_ok=True)
-
-
-def _archive_members(path: Path, wanted: set[str]) -> Iterator[tuple[str, IO[bytes]]]:
-    """Yield ``(name, stream)`` for the regular-file members named in ``wanted`` (zip or tar)."""
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                name = info.filename.removeprefix("./")
-                if name in wanted and not info.is_dir():
-                    with zf.open(info) as stream:  # zipfile checks each member's CRC-32 as it reads
-                        yield name, stream
-        return
-    with tarfile.open(path, "r:*") as tar:
-        for member in tar:  # sequential: no backward seeks in the gzip stream
-            name = member.name.removeprefix("./")
-            if name in wanted and member.isfile():  # links and devices are never followed or created
-                yield name, tar.extractfile(member)
-
-
-def _safe_join(target: Path, relpath: str) -> Path:
-    """``target / relpath``, refusing anything that would land outside ``target``.
-
-    Raises: DownloadError: ``relpath`` escapes ``target`` (a catalog bug, never from archive names).
-    """
-    path = target / relpath
-    if not path.resolve().is_relative_to(target.resolve()):
-        raise DownloadError(f"refusing to write outside {target}: {relpath!r}")
-    return path
 
 
 def _report(source: DatasetSource, target: Path, left: list[RemoteFile], attempts: dict[str, list[str]]) -> None:
