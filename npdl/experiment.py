@@ -7,7 +7,6 @@ then creates data, model, task, loss, optimizer and schedule.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 
 import npdl
@@ -27,7 +26,7 @@ from npdl.train.trainer import Trainer, TrainSettings
 # so a family can be developed in its own files without touching this one.
 FAMILY_MODULES = (
     "npdl.data.w2v_data", "npdl.models.word2vec", "npdl.train.w2v_task",          # word2vec
-    "npdl.data.lm_data", "npdl.models.rnn", "npdl.train.lm_task",                  # recurrent LMs, bAbI
+    "npdl.data.lm_data", "npdl.data.qa_data", "npdl.models.rnn", "npdl.train.lm_task",  # recurrent LMs, bAbI
     "npdl.data.seq_data", "npdl.models.transformer", "npdl.train.seq_tasks",       # Transformers: classify, LM
     "npdl.data.mt_data", "npdl.models.seq2seq", "npdl.train.mt_task",              # Transformers: seq2seq
 )

@@ -37,6 +37,27 @@ CASES = {
     "conv2d": ({"out_channels": 2, "kernel_size": 3, "stride": 2, "padding": 1}, lambda: floats(2, 3, 5, 4)),
     "max_pool2d": ({"kernel_size": 2}, lambda: floats(1, 2, 4, 4)),
     "avg_pool2d": ({"kernel_size": 3, "stride": 2, "padding": 1}, lambda: floats(1, 2, 5, 5)),
+    # recurrent: several steps; sequence layers return (output, final state)
+    "rnn_cell": ({"hidden_size": 3}, lambda: floats(2, 4)),
+    "lstm_cell": ({"hidden_size": 3}, lambda: floats(2, 4), lambda m, x: m(x)[1]),
+    "gru_cell": ({"hidden_size": 3}, lambda: floats(2, 4)),
+    "rnn": ({"hidden_size": 3, "num_layers": 2}, lambda: floats(2, 4, 3), lambda m, x: m(x, lengths=[4, 2])[0]),
+    "lstm": ({"hidden_size": 2, "bidirectional": True}, lambda: floats(2, 4, 3),
+             lambda m, x: m(x, mask=np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool))[0]),
+    "gru": ({"hidden_size": 2, "num_layers": 2}, lambda: floats(2, 3, 3), lambda m, x: m(x)[1]),
+    # attention and Transformers (masks exercised in tests/test_attention.py, test_transformer.py)
+    "multi_head_attention": ({"embed_dim": 4, "num_heads": 2}, lambda: floats(2, 3, 4),
+                             lambda m, x: m(x, key_padding_mask=np.array([[0, 0, 1], [0, 0, 0]], bool))),
+    "sinusoidal_positional_encoding": ({"d_model": 4, "max_len": 8}, lambda: floats(2, 3, 4)),
+    "learned_positional_embedding": ({"max_len": 8, "d_model": 4}, lambda: floats(2, 3, 4)),
+    "transformer_encoder_layer": ({"d_model": 4, "nhead": 2, "dim_feedforward": 8, "dropout": 0.0},
+                                  lambda: floats(2, 3, 4), lambda m, x: m(x, is_causal=True)),
+    "transformer_decoder_layer": ({"d_model": 4, "nhead": 2, "dim_feedforward": 8, "dropout": 0.0},
+                                  lambda: floats(2, 3, 4), lambda m, x: m(x, x * 0.5, tgt_is_causal=True)),
+    "transformer_encoder": ({"num_layers": 2, "d_model": 4, "nhead": 2, "dim_feedforward": 8, "dropout": 0.0,
+                             "norm_first": True}, lambda: floats(2, 3, 4)),
+    "transformer_decoder": ({"num_layers": 2, "d_model": 4, "nhead": 2, "dim_feedforward": 8, "dropout": 0.0},
+                            lambda: floats(2, 3, 4), lambda m, x: m(x, x * 0.5)),
 }
 
 
@@ -50,10 +71,14 @@ def test_every_registered_layer_has_a_case():
     assert set(LAYERS.names()) - set(CASES) == set()
 
 
+def _call(name):
+    return CASES[name][2] if len(CASES[name]) > 2 else (lambda m, inp: m(inp))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_build_from_minimal_spec(name):
     layer, make = _build(name)
-    out = layer(make())
+    out = _call(name)(layer, make())
     assert isinstance(out, (npdl.Tensor, tuple))
 
 
@@ -62,7 +87,7 @@ def test_gradcheck_layer(name):
     layer, make = _build(name)
     layer.double()
     x = make()
-    call = CASES[name][2] if len(CASES[name]) > 2 else (lambda m, inp: m(inp))
+    call = _call(name)
     if name == "dropout":
         # the same mask on every evaluation: reseed the default generator inside the function
         def fn(inp, *ps):

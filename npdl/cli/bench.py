@@ -7,7 +7,7 @@ from rich.table import Table
 
 from npdl.cli.app import command, fail
 
-BENCHMARKS = ("ops", "mlp", "layers", "word2vec", "lstm", "transformer")
+BENCHMARKS = ("ops", "mlp", "layers", "word2vec", "lstm", "transformer", "beam")
 
 
 def _available(name: str) -> bool:

@@ -95,9 +95,13 @@ class Function:
 
 
 def _constant(x, ref: np.ndarray | None) -> np.ndarray:
-    """A non-tensor input as an array whose float dtype follows the tensor inputs."""
+    """A non-tensor input as an array whose float dtype follows the tensor inputs.
+
+    With no floating tensor among the inputs there is no graph dtype to protect: arrays keep
+    their own dtype (a float64 array stays float64), other values follow ``as_array``.
+    """
     if ref is None:
-        return as_array(x)
+        return x if isinstance(x, np.ndarray) else as_array(x)
     if isinstance(x, np.ndarray):
         if x.dtype.kind == "f" and ref.dtype.kind == "f" and x.dtype != ref.dtype:
             return x.astype(ref.dtype)

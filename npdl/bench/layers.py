@@ -1,0 +1,15 @@
+"""``npdl bench layers``: the two layer benchmarks of the layer registry, in one table.
+
+forward+backward of ``transformer_encoder_layer`` (d_model 128, 4 heads, ff 512, batch 64,
+seq 64) and of ``lstm`` (input 128, hidden 256, batch 32, seq 35): ms per step beside PyTorch
+when installed, and the peak resident memory of a process that runs only that benchmark.
+"""
+from __future__ import annotations
+
+from npdl.bench import Row
+
+
+def run() -> list[Row]:
+    from npdl.bench import lstm_layer, transformer_layer
+
+    return transformer_layer.run() + lstm_layer.run()
