@@ -290,3 +290,11 @@ def test_console_script_runs_quickstart(workdir):
     assert res.returncode == 0, res.stderr
     summary = json.loads((only_run(workdir / "runs") / "summary.json").read_text())
     assert summary["test"]["accuracy"] > 0.9
+
+
+def test_max_steps_mid_epoch_still_writes_last_checkpoint(workdir):
+    cfg = write_config(workdir / "t.yaml", tiny_config(**{"train": {"max_steps": 7}}))
+    assert invoke("train", cfg, "--runs-dir", workdir / "runs").exit_code == 0
+    run = only_run(workdir / "runs")
+    assert checkpoint.load(run / "checkpoints" / "last.npz")["meta"]["step"] == 7
+    assert invoke("eval", run, "--checkpoint", "last").exit_code == 0

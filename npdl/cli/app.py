@@ -30,6 +30,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.data.sources import DataError
     from npdl.data.tokenizer_base import TokenizerError
     from npdl.data.vocab import VocabError
+    from npdl.nn.attention import SequenceTooLongError
     from npdl.nn.module import StateDictError
     from npdl.optim.optimizer import OptimizerStateError
     from npdl.registry import ConfigError
@@ -37,7 +38,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.train.checkpoint import CheckpointError
 
     return (ConfigError, DataError, RunError, CheckpointError, StateDictError, OptimizerStateError,
-            TokenizerError, VocabError, UsageError)
+            TokenizerError, VocabError, SequenceTooLongError, UsageError)
 
 
 class UsageError(ValueError):

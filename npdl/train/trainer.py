@@ -81,6 +81,7 @@ class Trainer:
         self.history: list[dict] = []
         self._stop_requested = False
         self._wall = 0.0
+        self._last_saved = -1
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state(self) -> dict:
@@ -97,6 +98,8 @@ class Trainer:
             return
         path = self.run.checkpoint_path(which)
         checkpoint.save(path, **self.state())
+        if which == "last":
+            self._last_saved = self.step
         if which.startswith("step-") and self.settings.keep_last >= 0:
             steps = sorted(self.run.checkpoints.glob("step-*.npz"))
             for old in steps[: max(len(steps) - self.settings.keep_last, 0)]:
@@ -230,6 +233,8 @@ class Trainer:
                 continue
             break
         self._wall_update(started)
+        if self._last_saved != self.step:  # stopped by max_steps mid-epoch: the end state is 'last' too
+            self.save("last")
 
     def _wall_update(self, started: float) -> None:
         self._wall += time.perf_counter() - started

@@ -1,0 +1,240 @@
+"""transformer_classifier and transformer_lm: gradchecks, padding invariance, KV-cache decoding,
+PyTorch equivalence, and the ``alternating`` LM end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import npdl
+from npdl.models.transformer import TransformerClassifier, TransformerLM
+from npdl.nn.attention import SequenceTooLongError
+from npdl.registry import MODELS
+
+V, D, H, FF = 11, 8, 2, 12
+# two pairs, the second shorter (right-padded): [CLS] a [SEP] b [SEP] with segment ids
+IDS = np.array([[4, 6, 7, 5, 8, 9, 5], [4, 10, 5, 6, 5, 0, 0]])
+SEG = np.array([[0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0, 0]])
+MASK = IDS != 0
+
+
+def classifier(pooling="mean", positional="learned", norm_first=False, dropout=0.0, seed=0, layers=2, max_len=16):
+    return TransformerClassifier(V, 2, max_len, D, H, layers, FF, dropout, "gelu", norm_first, positional, pooling,
+                                 rng=np.random.default_rng(seed))
+
+
+def lm(norm_first=True, tie_weights=True, positional="learned", activation="gelu", seed=0, max_len=16, layers=2):
+    return TransformerLM(V, max_len, D, H, layers, FF, 0.0, activation, norm_first, positional, tie_weights,
+                         rng=np.random.default_rng(seed))
+
+
+def _perturb(model, seed=3):
+    """Non-trivial LayerNorm parameters and biases, so their gradients are checked for real."""
+    rng = np.random.default_rng(seed)
+    for name, p in model.named_parameters():
+        if "norm" in name or name.endswith("bias"):
+            p.data = p.data + 0.3 * rng.standard_normal(p.shape)
+
+
+# ---- gradchecks (float64, tiny sizes, padding and causal masks) -----------------------------------
+@pytest.mark.parametrize("pooling,positional,norm_first", [("mean", "learned", False), ("cls", "sinusoidal", True)])
+def test_gradcheck_classifier_with_padding(pooling, positional, norm_first):
+    model = classifier(pooling, positional, norm_first, layers=1, max_len=7).double()  # the layers have their own
+    _perturb(model)
+    npdl.gradcheck(lambda *ps: model(IDS, SEG, MASK), *model.parameters())
+
+
+@pytest.mark.parametrize("norm_first,tie_weights,positional", [(True, True, "learned"), (False, False, "sinusoidal")])
+def test_gradcheck_lm_causal(norm_first, tie_weights, positional):
+    model = lm(norm_first, tie_weights, positional, max_len=7, layers=1).double()
+    _perturb(model)
+    npdl.gradcheck(lambda *ps: model(IDS, use_cache=False)[0], *model.parameters())
+
+
+# ---- padding ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_padding_does_not_change_a_pairs_output(pooling):
+    model = classifier(pooling).eval()
+    with npdl.no_grad():
+        alone = model(IDS[1:, :5], SEG[1:, :5]).data                          # no padding at all
+        batched = model(IDS, SEG, MASK).data[1]                                # padded to 7 beside a longer pair
+        ids = IDS[1:].copy()
+        ids[0, 5:] = 0
+        more = model(np.pad(ids, ((0, 0), (0, 4))), np.pad(SEG[1:], ((0, 0), (0, 4)))).data  # padded to 11
+    np.testing.assert_allclose(batched, alone[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(more[0], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def test_lm_right_padding_and_causality():
+    model = lm().eval()
+    with npdl.no_grad():
+        full = model(IDS[:1], use_cache=False)[0].data
+        short = model(IDS[:1, :4], use_cache=False)[0].data                   # later tokens cannot matter
+        padded = model(np.pad(IDS[:1, :4], ((0, 0), (0, 3))), use_cache=False)[0].data
+    np.testing.assert_allclose(short, full[:, :4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(padded[:, :4], full[:, :4], rtol=1e-5, atol=1e-6)
+
+
+# ---- KV cache ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm_first,activation,positional",
+                         [(True, "gelu", "learned"), (False, "relu", "sinusoidal")])
+def test_kv_cache_decoding_equals_full_recomputation(norm_first, activation, positional):
+    model = lm(norm_first, positional=positional, activation=activation).eval()
+    ids = np.random.default_rng(0).integers(1, V, (3, 9))
+    with npdl.no_grad():
+        full = model(ids, use_cache=False)[0].data                            # (B, T, V), no cache
+        out, state = model(ids[:, :4])                                        # prompt: cache built
+        steps = [out.data]
+        for t in range(4, 9):                                                 # one token at a time
+            out, state = model(ids[:, t:t + 1], state)
+            steps.append(out.data)
+        chunked, s2 = model(ids[:, :2])
+        rest, s2 = model(ids[:, 2:], s2)                                      # several new tokens at once
+    assert state["offset"] == 9 and state["layers"][0]["k"].shape == (3, 9, D)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([chunked.data, rest.data], axis=1), full, rtol=1e-4, atol=1e-5)
+
+
+def test_lm_cache_rules():
+    model = lm(max_len=6)
+    _, state = model(IDS[:, :2], use_cache=False)
+    assert state is None                                                      # training: no cache
+    with pytest.raises(RuntimeError, match="no_grad"):
+        model(IDS[:, :2], use_cache=True)
+    assert type(model).stateful_across_batches is False
+    with npdl.no_grad():
+        with pytest.raises(SequenceTooLongError, match="max_len=6"):
+            model(IDS)                                                        # 7 tokens in one call
+        _, state = model(IDS[:, :5])
+        with pytest.raises(ValueError, match="use_cache=False"):
+            model(IDS[:, :1], state, use_cache=False)
+
+
+def test_lm_context_window_slides_past_max_len():
+    model = lm(max_len=6).eval()
+    ids = np.random.default_rng(2).integers(1, V, (2, 12))
+    with npdl.no_grad():
+        _, state = model(ids[:, :5])
+        out, state = model(ids[:, 5:7], state)                                # 7 > 6: re-encode the last 3
+        np.testing.assert_allclose(out.data, model(ids[:, 4:7], use_cache=False)[0].data[:, 1:], rtol=1e-4, atol=1e-5)
+        for t in range(7, 12):                                                # and keep going, one at a time
+            out, state = model(ids[:, t:t + 1], state)
+        window = ids[:, 12 - state["offset"]:12]
+        np.testing.assert_allclose(out.data[:, 0], model(window, use_cache=False)[0].data[:, -1], rtol=1e-4, atol=1e-5)
+    assert state["offset"] <= 6
+
+
+def test_bad_ids_are_clear_errors():
+    model = classifier()
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model(np.array([[4, V + 3]]))
+    with pytest.raises(ValueError, match=r"\(B, T\)"):
+        model(np.array([4, 5]))
+    with pytest.raises(SequenceTooLongError):
+        model(np.full((1, 17), 6))
+
+
+def test_built_from_a_config_spec():
+    m = MODELS.build({"type": "transformer_classifier", "d_model": 8, "nhead": 2, "num_layers": 1,
+                      "dim_feedforward": 16, "pooling": "cls"}, "model", vocab_size=V, num_classes=3, max_len=8)
+    assert m(IDS[:, :6], SEG[:, :6]).shape == (2, 3)
+    g = MODELS.build({"type": "transformer_lm", "d_model": 8, "nhead": 2, "tie_weights": False}, "model",
+                     vocab_size=V, max_len=8)
+    assert g(IDS[:, :6], use_cache=False)[0].shape == (2, 6, V) and "head.weight" in g.state_dict()
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerClassifier(V, 2, d_model=10, nhead=4)
+
+
+# ---- PyTorch equivalence (the benchmark's reference model) --------------------------------------------
+def test_classifier_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    from npdl.bench.transformer import torch_classifier
+
+    cfg = dict(vocab=50, d_model=16, nhead=4, num_layers=2, dim_feedforward=32, seq=12, batch=3)
+    model = TransformerClassifier(50, 2, 12, 16, 4, 2, 32, 0.1, rng=np.random.default_rng(0)).eval()
+    _perturb(model)
+    ref = torch_classifier(torch, cfg, 0.1, dict(model.state_dict())).eval()  # strict: names match
+    ids = np.random.default_rng(1).integers(6, 50, (3, 12))
+    seg = (np.arange(12) >= 5).astype(np.int64)[None].repeat(3, 0)
+    with npdl.no_grad():
+        ours = model(ids, seg).data
+    with torch.no_grad():
+        theirs = ref(torch.from_numpy(ids), torch.from_numpy(seg)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+# ---- alternating: data, task, training --------------------------------------------------------------
+def test_alternating_data_is_fixed_and_alternates():
+    from npdl.data.seq_data import Alternating
+
+    a, b = Alternating(n_train=50, max_len=9).prepare(), Alternating(n_train=50, max_len=9).prepare()
+    zero, one = a.symbols
+    for s, t in zip(a.seqs["train"], b.seqs["train"]):
+        np.testing.assert_array_equal(s, t)
+        assert 2 <= len(s) <= 9 and set(s.tolist()) <= {zero, one} and np.all(s[1:] != s[:-1])
+    batch = next(a.loader("train").batches(0, seed=0))
+    np.testing.assert_array_equal(batch.mask, batch.inputs != 0)
+    assert np.all(batch.targets[batch.mask] != batch.inputs[batch.mask])     # next symbol = the other one
+    assert a.info() == {"vocab_size": 8, "max_len": 9}
+
+
+def test_alternating_lm_learns_in_process():
+    from npdl.data.seq_data import Alternating
+    from npdl.optim import AdamW
+    from npdl.train.seq_tasks import SequenceLMTask
+
+    npdl.manual_seed(0)
+    data = Alternating(n_train=300, n_val=50, n_test=50, max_len=12, batch_tokens=96).prepare()
+    model = TransformerLM(8, 12, 16, 2, 1, 32, 0.0, rng=np.random.default_rng(0))
+    task = SequenceLMTask(model, data, npdl.nn.CrossEntropyLoss())
+    opt = AdamW(model.named_parameters(), lr=1e-2)
+    for epoch in range(6):
+        for batch in data.loader("train").batches(epoch):
+            loss, n = task.train_step(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    metrics = task.evaluate("test")
+    assert metrics["sequence_accuracy"] == 1.0 and metrics["token_accuracy"] == 1.0
+    assert metrics["perplexity"] < 1.2
+
+
+@pytest.mark.slow
+def test_alternating_config_reaches_full_sequence_accuracy(workdir):
+    from typer.testing import CliRunner
+
+    from npdl.cli import app
+    from tests.conftest import ROOT
+
+    res = CliRunner().invoke(app, ["train", str(ROOT / "configs" / "transformer_alternating.yaml"),
+                                   "--runs-dir", str(workdir / "runs")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    import json
+
+    run = next((workdir / "runs").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"]["sequence_accuracy"] == 1.0
+
+
+def test_npdl_sample_drives_transformer_lm_past_max_len(workdir, mirror):
+    """The decoder-only LM through the language-model task on PTB, then `npdl sample` (KV cache, sliding)."""
+    from typer.testing import CliRunner
+
+    from npdl.cli import app
+    from npdl.data import download
+    from tests.conftest import write_config
+
+    download.download("ptb", workdir / "datasets", mirror=str(mirror / "ptb"), progress=False)
+    cfg = {"name": "tlm", "seed": 0, "data": {"type": "ptb", "batch_size": 4, "bptt": 16},
+           "model": {"type": "transformer_lm", "max_len": 16, "d_model": 16, "nhead": 2, "num_layers": 1,
+                     "dim_feedforward": 32},
+           "optimizer": {"type": "adamw", "lr": 1e-3},
+           "train": {"max_steps": 2, "checkpoint_every": 2, "test_at_end": False}}
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(write_config(workdir / "tlm.yaml", cfg)), "--runs-dir", "runs"])
+    assert res.exit_code == 0, res.output
+    run = str(next((workdir / "runs").iterdir()))
+    outs = [runner.invoke(app, ["sample", run, "--prompt", "the company", "--length", "40", "--seed", "3"])
+            for _ in range(2)]
+    assert outs[0].exit_code == 0, outs[0].output
+    assert outs[0].output == outs[1].output and len(outs[0].output.split()) >= 40
