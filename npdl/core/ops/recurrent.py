@@ -40,9 +40,9 @@ Common interface (T steps, batch B, input I, hidden H, G gates; PyTorch's layout
                         last real token, like PyTorch's packed sequences).
     -> hs (T, B, H) outputs, h_T (B, H) final hidden state (and c_T (B, H) for the LSTM)
 
-States live in one (T+1, B, H) buffer: forward writes S[t+1] from S[t], reverse writes
-S[t] from S[t+1]; ``prev``/``cur`` views make both one loop, and ``prev`` reshaped to
-(T*B, H) is the right factor of dW_hh.
+States live in one (T+1, B, H) buffer ((T+1, H, B) in the feature-major LSTM): forward
+writes S[t+1] from S[t], reverse writes S[t] from S[t+1]; ``prev``/``cur`` views make both
+one loop, and ``prev`` reshaped to (T*B, H) is the right factor of dW_hh.
 
 This file holds the shared machinery and the Elman RNN; ``recurrent_lstm.py`` and
 ``recurrent_gru.py`` hold the gated ones.
