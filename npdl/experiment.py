@@ -193,7 +193,7 @@ def build(cfg: Config, root=None, prepare: bool = True, run_dir=None) -> Experim
     if settings.max_steps and settings.epochs:
         total = min(settings.max_steps, settings.epochs * steps_per_epoch)
     optimizer = _build(cfg, OPTIMIZERS, "optimizer", d["optimizer"], params=list(model.named_parameters()))
-    schedule = _build(cfg, SCHEDULES, "schedule", d.get("schedule") or {"type": "constant"}, total_steps=total)
+    schedule = _build(cfg, SCHEDULES, "schedule", d.get("schedule") or task_cls.default_schedule, total_steps=total)
     return Experiment(cfg, data, model, task, loss_fn, optimizer, LRScheduler(optimizer, schedule), settings,
                       seed, total)
 

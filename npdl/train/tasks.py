@@ -28,6 +28,7 @@ class Task:
 
     name: ClassVar[str] = ""
     default_loss: ClassVar[dict | None] = {"type": "cross_entropy"}
+    default_schedule: ClassVar[dict] = {"type": "constant"}   # used when a config has no schedule:
     monitor: ClassVar[tuple[str, str]] = ("val.loss", "min")
     eval_options: ClassVar[type] = NoEvalOptions
 

@@ -1,0 +1,84 @@
+"""``npdl neighbors``, ``npdl analogy`` and ``npdl export``: querying a word2vec run.
+
+They need only the run folder (its config, vocabulary artifact and checkpoint), not the corpus.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from npdl.cli.app import command, console, fail
+
+RUNS_HELP = "Folder that holds the runs."
+CKPT_HELP = "best | last | step-N | a .npz path (default: best, else last)."
+
+
+def _load_task(run: str, runs_dir: Path, checkpoint_: str):
+    """The run's word2vec task with the checkpoint's weights loaded; ``(run, task, checkpoint path)``."""
+    from npdl import config as cfgmod
+    from npdl import experiment
+    from npdl.runs import resolve
+    from npdl.train import checkpoint
+
+    r = resolve(run, runs_dir)
+    cfg = cfgmod.load(r.path / "config.yaml")
+    exp = experiment.build(cfg, prepare=False, run_dir=r.artifacts)
+    if exp.data.task != "word2vec":
+        raise fail(f"run {r.name} trains a '{exp.data.task}' task; these commands need a word2vec run")
+    path = r.checkpoint_path(checkpoint_)
+    if checkpoint_ == "best" and not path.is_file():
+        path = r.checkpoint_path("last")
+    exp.model.load_state_dict(checkpoint.load(path)["model"])
+    return r, exp.task, path
+
+
+def _print(title: str, rows: list[tuple[str, float]]) -> None:
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("word")
+    table.add_column("cosine", justify="right")
+    for i, (word, sim) in enumerate(rows, 1):
+        table.add_row(str(i), word, f"{sim:.4f}")
+    console.print(table)
+
+
+@command()
+def neighbors(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
+              word: str = typer.Argument(..., help="The query word."),
+              k: int = typer.Option(10, "-k", "--k", min=1, help="How many neighbours."),
+              runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
+              checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP)):
+    """The k nearest words to WORD by cosine similarity of the word vectors."""
+    r, task, _ = _load_task(run, runs_dir, checkpoint_)
+    _print(f"{r.name}: nearest to '{word}'", task.neighbors(word, k))
+
+
+@command()
+def analogy(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
+            a: str = typer.Argument(..., help="A, in: A is to B as C is to ?"),
+            b: str = typer.Argument(..., help="B"),
+            c: str = typer.Argument(..., help="C"),
+            k: int = typer.Option(5, "-k", "--k", min=1, help="How many answers."),
+            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
+            checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP)):
+    """A is to B as C is to ?: the best answers by 3CosAdd (e.g. man king woman -> queen)."""
+    r, task, _ = _load_task(run, runs_dir, checkpoint_)
+    _print(f"{r.name}: {a} : {b} :: {c} : ?", task.analogy(a, b, c, k))
+
+
+@command()
+def export(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
+           format_: str = typer.Option("word2vec", "--format", help="Output format (word2vec)."),
+           binary: bool = typer.Option(False, "--binary", help="word2vec's binary format instead of text."),
+           output: Path = typer.Option(None, "-o", "--output", help="File to write (default: in the run folder)."),
+           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
+           checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP)):
+    """Write the word vectors in word2vec's text or binary format (readable by gensim and word2vec)."""
+    if format_ != "word2vec":
+        raise fail(f"unknown export format '{format_}' (formats: word2vec)")
+    r, task, path = _load_task(run, runs_dir, checkpoint_)
+    out = output or r.path / f"vectors-{path.stem}.{'bin' if binary else 'txt'}"
+    task.export(out, binary=binary)
+    console.print(f"wrote {len(task.words):,} vectors of {task.model.dim} dimensions to {out}")
