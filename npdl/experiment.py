@@ -17,7 +17,8 @@ from npdl import schema
 from npdl.config import SECTIONS, Config
 from npdl.data import datasets as _datasets  # noqa: F401  (registers datasets)
 from npdl.optim.schedules import LRScheduler
-from npdl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, ConfigError, Problem, did_you_mean
+from npdl.registry import (DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, ConfigError, Problem, did_you_mean,
+                           import_optional)
 from npdl.train.tasks import TASKS
 from npdl.train.trainer import Trainer, TrainSettings
 
@@ -32,19 +33,7 @@ FAMILY_MODULES = (
 )
 
 
-def _register_families() -> None:
-    """Import every family module that exists (see FAMILY_MODULES)."""
-    import importlib
-
-    for mod in FAMILY_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-
-
-_register_families()
+import_optional(FAMILY_MODULES)
 
 
 def check_dataclass(cls, value, path: str) -> list[Problem]:

@@ -190,6 +190,22 @@ METRICS = Registry("metric")
 ALL = {r.plural: r for r in (LAYERS, MODELS, LOSSES, OPTIMIZERS, SCHEDULES, DATASETS, METRICS)}
 
 
+def import_optional(modules) -> None:
+    """Import each module that exists; a module missing *itself* is skipped, any other error raised.
+
+    Model families, datasets and commands each live in their own modules; the lists of them
+    (``npdl.experiment.FAMILY_MODULES``, ``npdl.cli.OPTIONAL_COMMANDS``) go through here.
+    """
+    import importlib
+
+    for mod in modules:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
 def listing(kind: str) -> list[tuple[str, str, str]]:
     """(name, signature, one-line doc) for every entry of ``kind`` ('layers', 'models', ...)."""
     reg = ALL[kind]

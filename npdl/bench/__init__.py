@@ -7,6 +7,8 @@ and sitting (hand-written NumPy; PyTorch when installed), never against stored n
 from __future__ import annotations
 
 import dataclasses
+import statistics
+import time
 import timeit
 from typing import Callable
 
@@ -30,6 +32,21 @@ def best_time(fn: Callable[[], object], min_total: float = 0.2, repeat: int = 5)
     number, _ = timer.autorange()
     number = max(1, int(number * min_total / 0.2))
     return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def median_ms(step: Callable[[], object], steps: int, warmup: int) -> float:
+    """Median milliseconds of ``step`` over ``steps`` calls after ``warmup`` untimed ones.
+
+    The median of per-step times resists the bursts of other load a shared machine adds.
+    """
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
 
 
 def try_import_torch():

@@ -11,25 +11,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import time
 
 import numpy as np
 
-from npdl.bench import Row
+from npdl.bench import Row, median_ms
 from npdl.bench.worker import run_isolated
 
 SIZES = {"input_size": 128, "hidden_size": 256, "batch": 32, "seq": 35}
 
-
-def _median_ms(step, steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
 
 
 def npdl_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps: int = 30, warmup: int = 5) -> dict:
@@ -48,7 +37,7 @@ def npdl_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps:
         out, _ = layer(x)
         out.sum().backward()
 
-    return {"ms": _median_ms(step, steps, warmup)}
+    return {"ms": median_ms(step, steps, warmup)}
 
 
 def torch_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps: int = 30, warmup: int = 5,
@@ -68,7 +57,7 @@ def torch_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps
         out, _ = layer(x)
         out.sum().backward()
 
-    return {"ms": _median_ms(step, steps, warmup)}
+    return {"ms": median_ms(step, steps, warmup)}
 
 
 @contextlib.contextmanager

@@ -14,26 +14,14 @@ shows the allocator's defaults, for comparison.
 from __future__ import annotations
 
 import importlib.util
-import statistics
-import time
 
 import numpy as np
 
-from npdl.bench import Row
+from npdl.bench import Row, median_ms
 from npdl.bench.worker import run_isolated
 
 CONFIG = dict(d_model=128, nhead=4, dim_feedforward=512, batch=64, seq=64)
 
-
-def _median_ms(step, steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
 
 
 def npdl_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq: int, dropout: float,
@@ -50,7 +38,7 @@ def npdl_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq
         x.grad = None
         layer(x).mean().backward()
 
-    return {"ms": _median_ms(step, steps, warmup)}
+    return {"ms": median_ms(step, steps, warmup)}
 
 
 def torch_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq: int, dropout: float,
@@ -68,7 +56,7 @@ def torch_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, se
         x.grad = None
         layer(x).mean().backward()
 
-    return {"ms": _median_ms(step, steps, warmup)}
+    return {"ms": median_ms(step, steps, warmup)}
 
 
 def _peak(result: dict) -> float:

@@ -10,16 +10,10 @@ OPTIONAL_COMMANDS = ("npdl.cli.embeddings", "npdl.cli.generate", "npdl.cli.trans
 
 def register_all() -> None:
     """Import every command module (each registers its commands on ``app``)."""
-    import importlib
-
     from npdl.cli import bench, data, listing, runs, train  # noqa: F401
+    from npdl.registry import import_optional
 
-    for mod in OPTIONAL_COMMANDS:  # model-family commands, each in its own module when present
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+    import_optional(OPTIONAL_COMMANDS)  # model-family commands, each in its own module when present
 
 
 register_all()

@@ -195,8 +195,25 @@ class TransformerDecoderLayer(Module):
                                    is_causal=is_causal, cache=cache, static_kv=True)
 
 
+class _LayerStack(Module):
+    """What the encoder and decoder stacks share: ``layers.N``, the optional final ``norm``, caches."""
+
+    def _stack(self, layer_cls, num_layers, d_model, nhead, dim_feedforward, dropout, activation, norm_first,
+               final_norm, layer_norm_eps, batch_first, rng) -> None:
+        self.layers = ModuleList(
+            layer_cls(d_model, nhead, dim_feedforward, dropout, activation, norm_first, layer_norm_eps,
+                      batch_first=True, rng=rng) for _ in range(num_layers))
+        if norm_first if final_norm is None else final_norm:
+            self.norm = LayerNorm(d_model, eps=layer_norm_eps)
+        self.batch_first = batch_first
+
+    def new_cache(self) -> list[dict]:
+        """An empty per-layer KV cache for incremental (causal) decoding."""
+        return [{} for _ in self.layers]
+
+
 @LAYERS.register("transformer_encoder")
-class TransformerEncoder(Module):
+class TransformerEncoder(_LayerStack):
     """``num_layers`` encoder layers (``layers.0`` ...) and an optional final LayerNorm ``norm``.
 
     final_norm: None means True exactly when norm_first (pre-norm stacks need it; Xiong et al. 2020).
@@ -213,16 +230,8 @@ class TransformerEncoder(Module):
                  norm_first: bool = False, final_norm: bool | None = None, layer_norm_eps: PositiveFloat = 1e-5,
                  batch_first: bool = True, rng: np.random.Generator | None = None):
         super().__init__()
-        self.layers = ModuleList(
-            TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation, norm_first, layer_norm_eps,
-                                    batch_first=True, rng=rng) for _ in range(num_layers))
-        if norm_first if final_norm is None else final_norm:
-            self.norm = LayerNorm(d_model, eps=layer_norm_eps)
-        self.batch_first = batch_first
-
-    def new_cache(self) -> list[dict]:
-        """An empty per-layer KV cache for incremental (causal) decoding."""
-        return [{} for _ in self.layers]
+        self._stack(TransformerEncoderLayer, num_layers, d_model, nhead, dim_feedforward, dropout, activation,
+                    norm_first, final_norm, layer_norm_eps, batch_first, rng)
 
     def forward(self, src: Tensor, mask=None, src_key_padding_mask=None, is_causal: bool = False,
                 cache: list[dict] | None = None) -> Tensor:
@@ -236,7 +245,7 @@ class TransformerEncoder(Module):
 
 
 @LAYERS.register("transformer_decoder")
-class TransformerDecoder(Module):
+class TransformerDecoder(_LayerStack):
     """``num_layers`` decoder layers (``layers.0`` ...) and an optional final LayerNorm ``norm``.
 
     forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
@@ -253,16 +262,8 @@ class TransformerDecoder(Module):
                  norm_first: bool = False, final_norm: bool | None = None, layer_norm_eps: PositiveFloat = 1e-5,
                  batch_first: bool = True, rng: np.random.Generator | None = None):
         super().__init__()
-        self.layers = ModuleList(
-            TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, activation, norm_first, layer_norm_eps,
-                                    batch_first=True, rng=rng) for _ in range(num_layers))
-        if norm_first if final_norm is None else final_norm:
-            self.norm = LayerNorm(d_model, eps=layer_norm_eps)
-        self.batch_first = batch_first
-
-    def new_cache(self) -> list[dict]:
-        """An empty per-layer KV cache for incremental decoding."""
-        return [{} for _ in self.layers]
+        self._stack(TransformerDecoderLayer, num_layers, d_model, nhead, dim_feedforward, dropout, activation,
+                    norm_first, final_norm, layer_norm_eps, batch_first, rng)
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal: bool = False, memory_is_causal: bool = False,
