@@ -141,7 +141,7 @@ class Experiment:
 
     def trainer(self, run=None, callbacks=()) -> Trainer:
         return Trainer(self.model, self.task, self.data, self.optimizer, self.scheduler, self.settings, run=run,
-                       seed=self.seed, callbacks=callbacks, total_steps=self.total_steps)
+                       seed=self.seed, callbacks=callbacks)
 
 
 def _build(cfg: Config, registry, section: str, spec: dict, **deps):
@@ -173,7 +173,10 @@ def build(cfg: Config, root=None, prepare: bool = True, run_dir=None) -> Experim
     loss_fn = _build(cfg, LOSSES, "loss", loss_spec) if loss_spec else None
     eval_opts = make_dataclass(task_cls.eval_options, d.get("eval"))
     task = task_cls(model, data, loss_fn, eval_opts)
-    _materialize(model, task, data)
+    try:
+        _materialize(model, task, data)
+    except (ValueError, TypeError) as exc:  # e.g. a conv2d layer given 2-D data: the config is at fault
+        raise cfg.error([Problem("model", f"does not fit the data: {exc}")]) from None
     settings = make_dataclass(TrainSettings, d.get("train"))
     # without the data (npdl check before a download) the epoch length is unknown; a generous
     # placeholder keeps schedules with warmup constructible, and nothing trains on it

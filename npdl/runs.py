@@ -19,10 +19,11 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from npdl.atomic import atomic_write as _atomic_write
 
 STATUS_RESUMABLE = ("interrupted", "running")
 
@@ -169,6 +170,8 @@ class Run:
         if which in ("last", "best"):
             return self.checkpoints / f"{which}.npz"
         if which.startswith("step-"):
+            if not which[5:].isdigit():
+                raise RunError(f"checkpoint '{which}': expected best, last, step-N (N a number) or a file path")
             return self.checkpoints / f"step-{int(which[5:]):08d}.npz"
         return Path(which)
 
@@ -179,12 +182,6 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return str(obj)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def find_runs(runs_dir: str | Path) -> list[Run]:

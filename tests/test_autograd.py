@@ -338,3 +338,28 @@ def test_broadcast_add_grads_have_input_shapes(a_shape, data):
     assert a.grad.shape == a_shape and b.grad.shape == b_shape
     np.testing.assert_allclose(a.grad.sum(), 2.0 * np.prod(full))
     np.testing.assert_allclose(b.grad.sum(), np.prod(full))
+
+
+def test_dense_then_sparse_gradient_on_a_tied_weight():
+    """Tied embedding + output projection: a dense and a row-sparse contribution to one leaf."""
+    w = npdl.randn(10, 4, requires_grad=True)
+    e = F.embedding(w, np.array([1, 2, 2]), sparse=True)
+    (e @ w.T).sum().backward()
+    ref = npdl.tensor(w.data, requires_grad=True)
+    (F.embedding(ref, np.array([1, 2, 2])) @ ref.T).sum().backward()
+    np.testing.assert_allclose(np.asarray(w.grad), ref.grad, rtol=1e-6)
+
+
+def test_integer_arithmetic_stays_in_the_default_float():
+    assert (npdl.arange(5) * 0.5).dtype == np.float32
+    assert (npdl.arange(5) / 2).dtype == np.float32
+    assert npdl.tensor([1, 2]).sqrt().dtype == np.float32
+    w = npdl.randn(3, requires_grad=True)
+    assert (w * npdl.arange(3)).dtype == np.float32
+    assert (npdl.arange(3) * np.array([0.5, 1.0, 2.0])).dtype == np.float64   # a float64 input was given
+
+
+def test_scalar_parameter_gradient_is_an_array():
+    s = npdl.tensor(2.0, requires_grad=True)
+    (s * npdl.ones(3)).sum().backward()
+    assert type(s.grad) is np.ndarray and s.grad.shape == () and s.grad == 3.0

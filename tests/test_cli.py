@@ -298,3 +298,22 @@ def test_max_steps_mid_epoch_still_writes_last_checkpoint(workdir):
     run = only_run(workdir / "runs")
     assert checkpoint.load(run / "checkpoints" / "last.npz")["meta"]["step"] == 7
     assert invoke("eval", run, "--checkpoint", "last").exit_code == 0
+
+
+def test_max_steps_mid_epoch_evaluates_the_final_weights(workdir):
+    cfg = write_config(workdir / "t.yaml", tiny_config(**{"train": {"epochs": 5, "max_steps": 13}}))
+    invoke("train", cfg, "--runs-dir", workdir / "runs")
+    events = [json.loads(x) for x in (only_run(workdir / "runs") / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e.get("split") == "val"] == [10, 13]
+
+
+def test_monitor_typo_layer_mismatch_and_bad_checkpoint_name_are_usage_errors(workdir):
+    cfg = write_config(workdir / "t.yaml", tiny_config())
+    assert_usage_error(invoke("train", cfg, "--runs-dir", workdir / "runs", "--set", "train.monitor=val.acuracy"),
+                       "did you mean 'val.accuracy'?")
+    conv = write_config(workdir / "c.yaml", tiny_config(model={"type": "sequential", "layers": [
+        {"type": "conv2d", "out_channels": 2, "kernel_size": 3}]}))
+    assert_usage_error(invoke("check", conv), "model: does not fit the data: conv2d expects (N, C, H, W)")
+    run = next((workdir / "runs").iterdir())
+    assert_usage_error(invoke("eval", run, "--checkpoint", "step-x"), "expected best, last, step-N")
+    assert_usage_error(invoke("train", "--resume", run, "--set", "train.epochs=3"), "give no CONFIG, --set or --name")

@@ -176,7 +176,10 @@ def plot(runs: list[str] = typer.Argument(..., help="Run folders or name prefixe
 
 def terminal_chart(curves: dict[str, list[tuple[int, float]]], metric: str, width: int = 64, height: int = 16) -> str:
     """An ASCII line chart: one letter per run (a, b, c, ...), steps across, values up."""
+    curves = {k: [p for p in c if math.isfinite(p[1])] for k, c in curves.items()}  # a NaN run plots its finite part
     pts = [p for c in curves.values() for p in c]
+    if not pts:
+        return f"{metric}: no finite values to plot"
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
     y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
     if y1 == y0:

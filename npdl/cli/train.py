@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from npdl.atomic import atomic_write
 from npdl.cli.app import command, console, err_console, fail
 from npdl.cli.progress import ProgressReporter, fmt_metrics
 
@@ -71,7 +72,7 @@ def _fit(exp, run, resumed_state=None) -> None:
 
 
 @command()
-def train(config: Path = typer.Argument(..., help="YAML experiment config."),
+def train(config: Path = typer.Argument(None, help="YAML experiment config."),
           set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
           name: str = typer.Option(None, "--name", help="Run name (default: the config's name)."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
@@ -79,7 +80,11 @@ def train(config: Path = typer.Argument(..., help="YAML experiment config."),
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
     """Train the model a YAML config describes; everything lands in runs/<name>-<time>/."""
     if resume:
+        if config is not None or set_ or name:
+            raise fail("--resume continues a run exactly as it was configured: give no CONFIG, --set or --name")
         return _resume(resume, runs_dir, data_root)
+    if config is None:
+        raise fail("give a CONFIG file to train (or --resume RUN)")
     from npdl import experiment
     from npdl.runs import Run
 
@@ -208,8 +213,8 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
         if isinstance(sub, dict):
             console.print(f"{name}: {fmt_metrics(sub)}")
     out = r.path / f"eval-{task_ or split}-{path.stem}.json"
-    out.write_text(json.dumps({"checkpoint": str(path), "split": split, "task": task_, "metrics": metrics}, indent=2,
-                              default=float))
+    atomic_write(out, json.dumps({"checkpoint": str(path), "split": split, "task": task_, "metrics": metrics},
+                                 indent=2, default=float))
     r.log({"event": "eval_cli", "split": task_ or split, "checkpoint": path.name,
            "step": state["meta"]["step"], **{k: v for k, v in metrics.items() if not isinstance(v, dict)}})
     console.print(f"written to {out}")

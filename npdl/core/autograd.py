@@ -22,7 +22,7 @@ import numpy as np
 
 from npdl.core.grad_mode import GRAD
 from npdl.core.sparse import RowSparseGrad
-from npdl.core.tensor import Tensor, as_array, wrap
+from npdl.core.tensor import DEFAULT_FLOAT, Tensor, as_array, wrap
 
 
 _counter = itertools.count()
@@ -73,6 +73,11 @@ class Function:
         requires = requires and GRAD.enabled
         ctx.needs_input_grad = needs if requires else [False] * len(needs)
         out = cls.forward(ctx, *arrays, **kwargs)
+        if not cls.multi_output and out.dtype == np.float64 and not any(
+                getattr(a, "dtype", None) == np.float64 for a in arrays):
+            # NumPy promotes int64 with float32 to float64; no input asked for float64, so the
+            # result takes npdl's default float and a float32 graph stays float32
+            out = out.astype(DEFAULT_FLOAT)
         if not requires:
             if cls.multi_output:
                 return tuple(wrap(o) for o in out)
@@ -159,15 +164,20 @@ def _seq(node) -> int:
     return node.seq
 
 
-def _accumulate_leaf(t: Tensor, g) -> None:
+def _accumulate_leaf(t: Tensor, g, owned: bool) -> None:
+    """Add ``g`` into ``t.grad``. ``owned``: g is a fresh array nothing else refers to, so it
+    can become ``t.grad`` without a copy (most weight gradients: GEMM outputs, sums)."""
     if isinstance(g, RowSparseGrad):
-        t.grad = g if t.grad is None else t.grad + g
+        t.grad = g if t.grad is None else _add(t.grad, g)
         return
+    if type(g) is not np.ndarray:  # a full reduction can hand back a NumPy scalar
+        g, owned = np.asarray(g), True
     if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
+        g, owned = g.astype(t.data.dtype), True
     if t.grad is None:
-        # copy: backwards may return views or the very array another input receives
-        t.grad = np.array(g, copy=True)
+        # a view, the incoming gradient itself, or an array given to two inputs must be copied:
+        # a later `+=` into t.grad would otherwise change another gradient
+        t.grad = g if owned else np.array(g, copy=True)
     elif isinstance(t.grad, RowSparseGrad):
         t.grad = t.grad + g
     else:
@@ -214,21 +224,24 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             raise GradientShapeError(
                 f"{type(node).__name__}.backward returned {len(in_grads)} gradients for {len(parents)} inputs")
         needs = node.needs_input_grad
+        shared = _shared_ids(in_grads) if len(in_grads) > 1 else ()
         for i, p in enumerate(parents):
             if not needs[i]:
                 continue
             ig = in_grads[i]
             if ig is None:
                 continue
+            # owned: a fresh ndarray that no other input or node refers to (see _accumulate_leaf)
+            owned = type(ig) is np.ndarray and ig is not g and ig.base is None and id(ig) not in shared
             if type(ig) is not RowSparseGrad and ig.shape != p.data.shape:
-                ig = unbroadcast(ig, p.data.shape)
+                ig, owned = unbroadcast(ig, p.data.shape), True   # a reduction: always a new array
                 if ig.shape != p.data.shape:
                     raise GradientShapeError(
                         f"{type(node).__name__}.backward returned a gradient of shape {ig.shape} "
                         f"for input {i} of shape {p.data.shape}")
             c = p._ctx
             if c is None:
-                _accumulate_leaf(p, ig)
+                _accumulate_leaf(p, ig, owned)
             elif p._idx is None:
                 c.grad_out = ig if c.grad_out is None else _add(c.grad_out, ig)
             else:
@@ -236,6 +249,12 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 c.grad_outs[p._idx] = ig if cur is None else _add(cur, ig)
         if not retain_graph:
             node.__dict__.clear()
+
+
+def _shared_ids(grads) -> set[int]:
+    """ids of arrays a backward returned for more than one input (e.g. Add returns g, g)."""
+    ids = [id(x) for x in grads if x is not None]
+    return {i for i in ids if ids.count(i) > 1}
 
 
 def _add(a, b):

@@ -126,13 +126,14 @@ def l1_loss(x: Tensor, y, reduction: str = "mean") -> Tensor:
     return _loss.L1Loss.apply(x, y, reduction=reduction)
 
 
-def embedding(weight: Tensor, indices, sparse: bool = False) -> Tensor:
+def embedding(weight: Tensor, indices, sparse: bool = False, padding_idx: int | None = None) -> Tensor:
     """Rows of ``weight`` (V, D) at integer ``indices`` (...) -> (..., D).
 
-    ``sparse=True`` makes the weight's gradient a ``RowSparseGrad`` of the touched rows.
+    ``sparse=True`` makes the weight's gradient a ``RowSparseGrad`` of the touched rows;
+    rows looked up for ``padding_idx`` receive no gradient.
     """
     idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
-    return _mv.Take.apply(weight, idx, axis=0, sparse=sparse)
+    return _mv.Take.apply(weight, idx, axis=0, sparse=sparse, padding_idx=padding_idx)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

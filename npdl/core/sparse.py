@@ -64,7 +64,9 @@ class RowSparseGrad:
             return RowSparseGrad(np.concatenate([self.rows, other.rows]),
                                  np.concatenate([self.values, other.values]), self.shape)
         dense = np.array(other, copy=True)
-        np.add.at(dense, self.rows, self.values)
+        if self.rows.size:
+            rows, summed = coalesce_rows(self.rows, self.values)
+            dense[rows] += summed
         return dense
 
     __radd__ = __add__

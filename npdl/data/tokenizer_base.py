@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from npdl.atomic import atomic_write
 from npdl.data.vocab import DEFAULT_SPECIALS, Vocab, VocabError
 
 SPECIAL_TOKENS: tuple[str, ...] = DEFAULT_SPECIALS
@@ -175,9 +176,7 @@ class Tokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_dict` as UTF-8 JSON to ``path``."""
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, ensure_ascii=False)
-            fh.write("\n")
+        atomic_write(path, json.dumps(self.to_dict(), ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":

@@ -36,6 +36,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
+from npdl.atomic import atomic_write
 from npdl.data import download, parsers
 from npdl.data.datasets import Dataset
 from npdl.data.loader import epoch_rng
@@ -233,9 +234,7 @@ class Word2VecCorpus(Dataset):
         return NoiseSampler(self.vocab.counts, self.ns_exponent)
 
     def save_artifacts(self, run_dir) -> None:
-        path = Path(run_dir) / VOCAB_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"vocab": self.vocab.to_dict(), "n_words": self.n_words}))
+        atomic_write(Path(run_dir) / VOCAB_FILE, json.dumps({"vocab": self.vocab.to_dict(), "n_words": self.n_words}))
 
     def load_artifacts(self, run_dir) -> None:
         path = Path(run_dir) / VOCAB_FILE

@@ -216,10 +216,7 @@ class TransformerLM(Module):
     def _extend(self, ids: np.ndarray, state: dict):
         """Run ``ids`` after the cached context in ``state`` (updated in place): (logits (B, T, V), state)."""
         x = self.embed(ids, offset=state["offset"])                            # positions offset.. offset+T-1
-        for layer, cache in zip(self.transformer.layers, state["layers"]):
-            x = _cached_layer(layer, x, cache)
-        if "norm" in self.transformer._modules:
-            x = self.transformer.norm(x)
+        x = self.transformer(x, is_causal=True, cache=state["layers"])        # attends to the cached k/v
         state["offset"] += ids.shape[1]
         seen = ids if state["ids"].size == 0 else np.concatenate([state["ids"], ids], axis=1)
         state["ids"] = seen[:, -self.max_len:]                                 # for sliding the window later
@@ -232,25 +229,4 @@ class TransformerLM(Module):
 
     def extra_repr(self) -> str:
         return f"vocab_size={self.vocab_size}, max_len={self.max_len}, tie_weights={self.tie_weights}"
-
-
-def _cached_layer(layer, x: Tensor, cache: dict) -> Tensor:
-    """One ``TransformerEncoderLayer`` with causal self-attention over cached keys/values.
-
-    The same computation as ``layer(x, is_causal=True)`` (PyTorch's post-/pre-norm formulas)
-    written with the layer's own submodules, because the fused layer has no cache argument.
-    """
-    def attend(h):
-        return layer.self_attn(h, h, h, is_causal=True, cache=cache)
-
-    def feed_forward(h):
-        a = layer.linear1(h)
-        a = F.relu(a) if layer.activation == "relu" else F.gelu(a)
-        return layer.linear2(layer.dropout(a))
-
-    if layer.norm_first:
-        x = x + layer.dropout1(attend(layer.norm1(x)))
-        return x + layer.dropout2(feed_forward(layer.norm2(x)))
-    x = layer.norm1(x + layer.dropout1(attend(x)))
-    return layer.norm2(x + layer.dropout2(feed_forward(x)))
 

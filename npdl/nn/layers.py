@@ -82,14 +82,7 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, ids) -> Tensor:
-        idx = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
-        out = F.embedding(self.weight, idx, sparse=self.sparse)
-        if self.padding_idx is not None and self.weight.requires_grad:
-            # zero the gradient flowing into the padding row by masking its uses
-            keep = (idx != self.padding_idx)[..., None]
-            if not keep.all():
-                out = out * keep.astype(out.dtype)
-        return out
+        return F.embedding(self.weight, ids, sparse=self.sparse, padding_idx=self.padding_idx)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}" + (", sparse=True" if self.sparse else "")

@@ -10,7 +10,7 @@ Optimizers own their state, keyed by parameter name; schedules are pure function
         npdl.optim.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step()
 """
-from npdl.optim.clip import clip_grad_norm_, clip_grad_value_
+from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from npdl.optim.groups import param_groups
 from npdl.optim.optimizer import Optimizer, OptimizerStateError
 from npdl.optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
@@ -19,6 +19,6 @@ from npdl.optim.schedules import (Constant, Cosine, Exponential, InverseSqrt, Li
 
 __all__ = [
     "Optimizer", "OptimizerStateError", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "param_groups",
-    "clip_grad_norm_", "clip_grad_value_", "Schedule", "LRScheduler", "Constant", "StepDecay", "MultiStep",
+    "clip_grad_norm_", "clip_grad_value_", "grad_norm", "Schedule", "LRScheduler", "Constant", "StepDecay", "MultiStep",
     "Exponential", "Cosine", "Linear", "Noam", "InverseSqrt", "ReduceOnPlateau",
 ]

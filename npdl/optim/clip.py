@@ -52,12 +52,27 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0) -> float:
     """
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
+    arrays = [_arrays(p) for p in _with_grads(params)]
+    total = _norm(arrays, norm_type)
+    if not math.isfinite(total):
+        return total
+    coef = max_norm / (total + 1e-6)  # the epsilon keeps an all-zero gradient finite (PyTorch's too)
+    if coef < 1.0:
+        for a in arrays:
+            np.multiply(a, coef, out=a)  # a Python float keeps float32 gradients float32
+    return total
+
+
+def grad_norm(params, norm_type: float = 2.0) -> float:
+    """The global p-norm of all gradients (dense and sparse), without changing them."""
+    return _norm([_arrays(p) for p in _with_grads(params)], norm_type)
+
+
+def _norm(arrays: list[np.ndarray], norm_type: float) -> float:
     if not norm_type > 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be positive, got {norm_type}")
-    ps = _with_grads(params)
-    if not ps:
+        raise ValueError(f"gradient norm: norm_type must be positive, got {norm_type}")
+    if not arrays:
         return 0.0
-    arrays = [_arrays(p) for p in ps]
     if math.isinf(norm_type):
         total = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     elif norm_type == 2.0:
@@ -65,12 +80,6 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0) -> float:
         total = math.sqrt(sum(float(np.vdot(a.ravel(), a.ravel())) for a in arrays))
     else:
         total = sum(float(np.sum(np.abs(a, dtype=np.float64) ** norm_type)) for a in arrays) ** (1.0 / norm_type)
-    if not math.isfinite(total):
-        return total
-    coef = max_norm / (total + 1e-6)  # the epsilon keeps an all-zero gradient finite (PyTorch's too)
-    if coef < 1.0:
-        for a in arrays:
-            np.multiply(a, coef, out=a)  # a Python float keeps float32 gradients float32
     return total
 
 

@@ -10,11 +10,11 @@ the target: a crash leaves either the old checkpoint or the new one, never half 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from npdl.atomic import atomic_open
 
 META = "meta.json"
 
@@ -55,16 +55,8 @@ def save(path: str | Path, **parts) -> Path:
     arrays: dict[str, np.ndarray] = {}
     skeleton = {name: _flatten(name, value, arrays) for name, value in parts.items()}
     arrays[META] = np.frombuffer(json.dumps(skeleton).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 

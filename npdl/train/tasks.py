@@ -64,18 +64,18 @@ class ClassificationTask(Task):
 
     def train_step(self, batch):
         x, y = batch
-        logits = self.model(npdl.tensor(x) if not isinstance(x, Tensor) else x)
+        logits = self.model(x if isinstance(x, Tensor) else Tensor(x))  # batches are fresh gathers: no copy
         return self.loss_fn(logits, y), len(y)
 
     def dry_run(self, batch):
-        return self.model(npdl.tensor(batch[0]))
+        return self.model(Tensor(batch[0]))
 
     @npdl.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
         loss = M.Mean()
         preds, targets = [], []
         for x, y in self.data.loader(split).batches():
-            logits = self.model(npdl.tensor(x))
+            logits = self.model(Tensor(x))
             loss.add(self.loss_fn(logits, y).item(), len(y))
             preds.append(logits.data.argmax(axis=-1))
             targets.append(y)

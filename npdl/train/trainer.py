@@ -17,7 +17,8 @@ from typing import Literal
 import numpy as np
 
 from npdl.core import random as _random
-from npdl.optim.clip import clip_grad_norm_, clip_grad_value_
+from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
+from npdl.registry import ConfigError, did_you_mean
 from npdl.runs import Run
 from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from npdl.train import checkpoint
@@ -66,22 +67,23 @@ class Trainer:
     """Runs optimizer steps of ``task`` until ``settings`` say stop, evaluating and checkpointing."""
 
     def __init__(self, model, task, data, optimizer, scheduler, settings: TrainSettings, run: Run | None = None,
-                 seed: int = 0, callbacks=(), total_steps: int | None = None, early_stopping=None):
+                 seed: int = 0, callbacks=()):
         self.model, self.task, self.data = model, task, data
         self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
         self.run, self.seed, self.callbacks = run, seed, list(callbacks)
-        self.total_steps = total_steps
-        metric, mode = settings.monitor or task.monitor[0], settings.mode or task.monitor[1]
-        if not metric.startswith(settings.eval_split + ".") and "." not in metric:
-            metric = f"{settings.eval_split}.{metric}"
-        self.best = Best(metric, mode)
+        self.best = Best(self._qualified(settings.monitor or task.monitor[0]), settings.mode or task.monitor[1])
         es = settings.early_stopping
-        self.early = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta) if es else early_stopping
+        self.early = EarlyStopping(self._qualified(es.metric), es.mode, es.patience, es.min_delta) if es else None
         self.step = self.epoch = self.batch_in_epoch = 0
         self.history: list[dict] = []
         self._stop_requested = False
         self._wall = 0.0
         self._last_saved = -1
+        self._last_eval = -1
+
+    def _qualified(self, metric: str) -> str:
+        """'accuracy' -> 'val.accuracy' (metrics without a split name the periodic eval split)."""
+        return metric if "." in metric else f"{self.settings.eval_split}.{metric}"
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state(self) -> dict:
@@ -100,7 +102,7 @@ class Trainer:
         checkpoint.save(path, **self.state())
         if which == "last":
             self._last_saved = self.step
-        if which.startswith("step-") and self.settings.keep_last >= 0:
+        if which.startswith("step-"):
             steps = sorted(self.run.checkpoints.glob("step-*.npz"))
             for old in steps[: max(len(steps) - self.settings.keep_last, 0)]:
                 old.unlink(missing_ok=True)
@@ -198,11 +200,10 @@ class Trainer:
                 if micro < accum and self.batch_in_epoch < len(loader):
                     continue
                 micro = 0
-                self._optimizer_step()
+                lr = self._optimizer_step()
                 if self.step % s.log_every == 0 or self.step == 1:
                     now = time.perf_counter()
-                    event = {"event": "train", "step": self.step, "epoch": self.epoch, "loss": value,
-                             "lr": self.optimizer.param_groups[0]["lr"],
+                    event = {"event": "train", "step": self.step, "epoch": self.epoch, "loss": value, "lr": lr,
                              "throughput": window_items / max(now - window_start, 1e-9)}
                     self._log(event)
                     window_items, window_start = 0, now
@@ -233,27 +234,34 @@ class Trainer:
                 continue
             break
         self._wall_update(started)
-        if self._last_saved != self.step:  # stopped by max_steps mid-epoch: the end state is 'last' too
+        if self._last_eval != self.step:  # stopped by max_steps mid-epoch: evaluate the final weights too
+            self._eval_and_track()
+        if self._last_saved != self.step:  # ... and keep them as 'last'
             self.save("last")
 
     def _wall_update(self, started: float) -> None:
         self._wall += time.perf_counter() - started
 
-    def _optimizer_step(self) -> None:
+    def _optimizer_step(self) -> float:
+        """Clip, check, update, advance the schedule; returns the lr this step used."""
         s = self.settings
         params = list(self.model.parameters())
         if s.grad_clip_value:
             clip_grad_value_(params, s.grad_clip_value)
-        norm = clip_grad_norm_(params, s.grad_clip) if s.grad_clip else None
-        if norm is not None and not math.isfinite(norm):
+        # the norm is checked every step, clipping or not: a non-finite gradient must never
+        # reach the weights (the next checkpoint would then save them as the 'last good' one)
+        norm = clip_grad_norm_(params, s.grad_clip) if s.grad_clip else grad_norm(params)
+        if not math.isfinite(norm):
             bad = next((n for n, p in self.model.named_parameters()
                         if p.grad is not None and not _finite_grad(p.grad)), "?")
             self._nonfinite(f"gradient norm = {norm}; first non-finite gradient: {bad}", None)
+        lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.step += 1
         if self.scheduler is not None:
             self.scheduler.step()
+        return lr
 
     def _eval_and_track(self) -> bool:
         """Evaluate, log, keep the best checkpoint; True when early stopping says stop."""
@@ -261,8 +269,10 @@ class Trainer:
         if split not in self.data.splits():
             return False
         metrics = self.evaluate(split)
+        self._last_eval = self.step
         self._log({"event": "eval", "split": split, "step": self.step, "epoch": self.epoch, **metrics})
         self._emit("on_eval", split, metrics)
+        self._check_metric_names({split: metrics})
         value = lookup({split: metrics}, self.best.metric)
         if value is not None and hasattr(getattr(self.scheduler, "schedule", None), "observe"):
             self.scheduler.observe(value)  # reduce_on_plateau: applies a reduction right away
@@ -276,6 +286,17 @@ class Trainer:
                 self.save("last")
                 return True
         return False
+
+    def _check_metric_names(self, metrics: dict) -> None:
+        """A monitored metric the evaluation does not produce is a config error, not a silent no-op."""
+        wanted = [("train.monitor", self.best.metric)]
+        if self.early is not None:
+            wanted.append(("train.early_stopping.metric", self.early.metric))
+        for key, name in wanted:
+            if lookup(metrics, name) is None:
+                have = ", ".join(f"{s}.{k}" for s, m in metrics.items() for k in m)
+                raise ConfigError(f"{key}: '{name}' is not a metric of this run's evaluation "
+                                  f"(available: {have}){did_you_mean(name, have.split(', '))}")
 
     def _nonfinite(self, what: str, batch) -> None:
         """Stop: name the step and the first non-finite tensor; keep the last good checkpoint."""
@@ -314,7 +335,8 @@ class Trainer:
                 test = self.evaluate("test")
             self._log({"event": "eval", "split": "test", "step": self.step, "epoch": self.epoch, **test})
             self._emit("on_eval", "test", test)
-        last_eval = next((e for e in reversed(self.history) if e.get("event") == "eval"
+        events = self.history if self.run is None else self.run.metrics()  # a resumed run's history is on disk
+        last_eval = next((e for e in reversed(events) if e.get("event") == "eval"
                           and e.get("split") == self.settings.eval_split), None)
         summary = {"steps": self.step, "epochs": self.epoch, "wall_seconds": round(self._wall, 2),
                    "best": dataclasses.asdict(self.best), "test": test,

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import npdl
+from npdl.atomic import atomic_open
 from npdl.data import download, parsers
 from npdl.data.sources import DataError
 from npdl.data.vocab import VocabError
@@ -204,8 +205,7 @@ def save_word2vec(path, words, vectors: np.ndarray, binary: bool = False) -> Pat
     """Write (V, D) ``vectors`` for ``words`` in word2vec's text or binary format."""
     path = Path(path)
     vectors = np.asarray(vectors, np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    with atomic_open(path, "wb") as f:
         f.write(f"{len(words)} {vectors.shape[1]}\n".encode())
         if binary:
             little = vectors.astype("<f4")
@@ -242,7 +242,8 @@ def load_word2vec(path, binary: bool = False) -> tuple[list[str], np.ndarray]:
             pos = end + (1 if body[end:end + 1] == b"\n" else 0)
         else:
             nl = body.find(b"\n", pos)
-            parts = body[pos:nl if nl >= 0 else len(body)].decode().split(" ")
+            # split(): word2vec.c writes a space after every value, so lines end in ' \n'
+            parts = body[pos:nl if nl >= 0 else len(body)].decode().split()
             if len(parts) != dim + 1:
                 raise parsers.CorruptDataError(f"{path}:{i + 2}: expected a word and {dim} numbers")
             words.append(parts[0])

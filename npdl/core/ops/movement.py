@@ -87,18 +87,19 @@ class Take(Function):
     """z = take(x, indices, axis): gather whole slices along ``axis`` (an embedding lookup at axis 0).
 
     With ``sparse=True`` and axis 0 the gradient is a ``RowSparseGrad`` holding only the
-    gathered rows, never a dense (V, D) array.
+    gathered rows, never a dense (V, D) array. Rows gathered for ``padding_idx`` pass no
+    gradient (the padding vector stays as it is).
     """
 
     @staticmethod
-    def forward(ctx, x, indices, axis=0, sparse=False):
+    def forward(ctx, x, indices, axis=0, sparse=False, padding_idx=None):
         if indices.dtype.kind not in "iu":
             raise TypeError(f"take/embedding: indices must be integers, got {indices.dtype}")
         n = x.shape[axis]
         if indices.size and (indices.max() >= n or indices.min() < -n):
             bad = indices[(indices >= n) | (indices < -n)].reshape(-1)[0]
             raise IndexError(f"take/embedding: index {bad} is out of range for a table of {n} rows")
-        ctx.indices, ctx.axis, ctx.sparse = indices, axis % x.ndim, sparse
+        ctx.indices, ctx.axis, ctx.sparse, ctx.padding_idx = indices, axis % x.ndim, sparse, padding_idx
         ctx.shape = x.shape
         return np.take(x, indices, axis=axis)
 
@@ -110,6 +111,9 @@ class Take(Function):
             rows = np.where(rows < 0, rows + shape[axis], rows)
         if axis == 0:
             values = g.reshape((rows.size,) + shape[1:])
+            if ctx.padding_idx is not None:
+                keep = rows != ctx.padding_idx
+                rows, values = rows[keep], values[keep]
             if ctx.sparse:
                 return RowSparseGrad(rows.astype(np.int64, copy=False), values, shape), None
             return scatter_add_rows(rows, values, shape[0]), None
