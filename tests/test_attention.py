@@ -324,6 +324,7 @@ def test_fused_attention_matches_per_head_reference():
 
 
 def test_threaded_slabs_give_the_same_numbers(monkeypatch):
+    from npdl.core import parallel
     from npdl.core.ops import attention_ops as ops
 
     b, t, s = 5, 3, 4
@@ -339,9 +340,9 @@ def test_threaded_slabs_give_the_same_numbers(monkeypatch):
         out.backward(np.random.default_rng(3).standard_normal(out.shape))
         return out.data, q.grad, kv.grad
 
-    monkeypatch.setattr(ops, "_THREADS", 1)
+    monkeypatch.setattr(parallel, "THREADS", 1)
     single = run()
-    monkeypatch.setattr(ops, "_THREADS", 3)
-    monkeypatch.setattr(ops, "_MIN_SLAB", 1)
+    monkeypatch.setattr(parallel, "THREADS", 3)
+    monkeypatch.setattr(parallel, "MIN_SLAB", 1)
     for a, c in zip(single, run()):
         np.testing.assert_array_equal(a, c)

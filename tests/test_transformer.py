@@ -310,7 +310,8 @@ def test_keep_mask_rate_and_reproducibility():
 
 
 def test_block_op_slabs_give_the_same_numbers(monkeypatch):
-    from npdl.core.ops import attention_ops, block_ops
+    from npdl.core import parallel
+    from npdl.core.ops import block_ops
 
     w, b = floats(D, seed=5), floats(D, seed=6)
     x, y = floats(7, 3, D), floats(7, 3, D, seed=1)
@@ -325,9 +326,9 @@ def test_block_op_slabs_give_the_same_numbers(monkeypatch):
         out2.backward(np.random.default_rng(3).standard_normal(out2.shape))
         return out2.data, w.grad, b.grad, x.grad, y.grad, lw.grad, lb.grad
 
-    monkeypatch.setattr(attention_ops, "_THREADS", 1)
+    monkeypatch.setattr(parallel, "THREADS", 1)
     single = run()
-    monkeypatch.setattr(attention_ops, "_THREADS", 4)
-    monkeypatch.setattr(attention_ops, "_MIN_SLAB", 1)
+    monkeypatch.setattr(parallel, "THREADS", 4)
+    monkeypatch.setattr(parallel, "MIN_SLAB", 1)
     for a, c in zip(single, run()):
         np.testing.assert_array_equal(a, c)

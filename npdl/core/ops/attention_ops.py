@@ -25,13 +25,12 @@ dropout mask folded in, since Pd = P * m), dQ = scale dS K, dK = scale dS^T Q.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from npdl.core.autograd import Function
 from npdl.core.ops.nn import causal_mask
+from npdl.core.parallel import in_slabs
+from npdl.core.random import keep_mask
 
 _LAYOUTS = {"qkv": (3,), "q_kv": (1, 2), "q_k_v": (1, 1, 1)}
 
@@ -41,61 +40,6 @@ def split_heads(x: np.ndarray, parts: int, num_heads: int) -> np.ndarray:
     b, t, width = x.shape
     d = width // (parts * num_heads)
     return x.reshape(b, t, parts, num_heads, d).transpose(2, 0, 3, 1, 4)
-
-
-# ---- threads over independent rows ----------------------------------------------------------
-def _thread_count() -> int:
-    """As many threads as BLAS is told to use (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS), else the cores."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
-
-
-_THREADS = _thread_count()
-_MIN_SLAB = 1 << 16  # elements of work per slab below which a thread hand-off costs more than it saves
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _forget_pool() -> None:
-    global _POOL
-    _POOL = None  # a forked child has the pool object but none of its threads
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def in_slabs(fn, n: int, work: int) -> None:
-    """Call ``fn(lo, hi)`` over contiguous slabs covering range(n), on up to ``_THREADS`` threads.
-
-    ``fn`` must write disjoint outputs per slab; ``work`` (elements touched) decides how
-    many slabs are worth a thread. The calling thread runs the first slab itself.
-    """
-    global _POOL
-    k = min(_THREADS, n, max(1, work // _MIN_SLAB))
-    if k <= 1:
-        fn(0, n)
-        return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_THREADS - 1, thread_name_prefix="npdl-slab")
-    bounds = [n * i // k for i in range(k + 1)]
-    futures = [_POOL.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
-    fn(bounds[0], bounds[1])
-    for f in futures:
-        f.result()
-
-
-def keep_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator) -> np.ndarray:
-    """Boolean Bernoulli(1 - p) keep mask from 16-bit draws, four per raw 64-bit output.
-
-    3x faster than ``rng.random(shape) >= p``, which spends a float per entry; the drop
-    probability is rounded to a multiple of 2^-16 (|error| <= 7.7e-6). It advances ``rng``'s
-    bit generator, so npdl's seeded default generator keeps runs reproducible.
-    """
-    n = int(np.prod(shape))
-    raw = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n].reshape(shape)
-    return raw >= np.uint16(min(round(p * 65536), 65535))
 
 
 def _batch_rows(a, lo: int, hi: int):

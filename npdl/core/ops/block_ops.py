@@ -5,14 +5,15 @@ nodes costing about a third of a step (float draws for every dropout mask, a tem
 elementwise op, row reductions through ``mean(axis=-1)``). Fused, each sublayer is one node
 with its masks drawn from 16-bit random integers, its row statistics taken as GEMVs (``x @ w``
 with w = 1/C: ~8x faster than ``mean(axis=-1)`` on 128-wide rows) and, for the LayerNorm,
-its rows spread over threads like the attention's batch (``attention_ops.in_slabs``).
+its rows spread over threads like the attention's batch (``npdl.core.parallel.in_slabs``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from npdl.core.autograd import Function
-from npdl.core.ops.attention_ops import in_slabs, keep_mask
+from npdl.core.parallel import in_slabs
+from npdl.core.random import keep_mask
 
 
 class ResidualLayerNorm(Function):

@@ -189,11 +189,14 @@ class Tanh(Function):
         return g * (1 - out * out)
 
 
-def sigmoid_array(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-x) via 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow."""
-    out = np.tanh(x * x.dtype.type(0.5))
-    out *= 0.5
-    out += 0.5
+def sigmoid_array(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """1 / (1 + e^-x) via 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow, and NumPy's
+    tanh is vectorised where the ``where``-based stable forms are not. ``out`` may be ``x``."""
+    half = x.dtype.type(0.5)
+    out = np.multiply(x, half, out=out)
+    np.tanh(out, out=out)
+    out *= half
+    out += half
     return out
 
 

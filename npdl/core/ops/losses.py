@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.ops.elementwise import sigmoid_array
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -101,8 +102,8 @@ class BCEWithLogits(Function):
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved
-        sig = np.tanh(x * x.dtype.type(0.5)) * x.dtype.type(0.5) + x.dtype.type(0.5)
-        grad = sig - y
+        grad = sigmoid_array(x)
+        grad -= y
         if ctx.reduction == "mean":
             grad *= g / x.size
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.random import keep_mask
 
 
 class Softmax(Function):
@@ -46,7 +47,7 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx, x, p=0.5, rng=None):
-        keep = rng.random(x.shape, dtype=x.dtype if x.dtype.kind == "f" else np.float32) >= p
+        keep = keep_mask(x.shape, p, rng)
         ctx.saved = keep
         ctx.scale = x.dtype.type(1.0 / (1.0 - p))
         out = x * keep
@@ -143,7 +144,7 @@ class ScaledDotProductAttention(Function):
         keep = None
         pd = p
         if dropout_p > 0.0:
-            keep = rng.random(p.shape, dtype=p.dtype) >= dropout_p
+            keep = keep_mask(p.shape, dropout_p, rng)
             pd = p * keep
             pd *= p.dtype.type(1.0 / (1.0 - dropout_p))
         ctx.saved = (q, k, v, p, keep)

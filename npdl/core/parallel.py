@@ -1,0 +1,69 @@
+"""Splitting independent NumPy work over the cores with one shared thread pool.
+
+NumPy releases the GIL inside BLAS calls and large ufunc loops, so threads that each work on
+their own rows of an array run in parallel. Attention (per batch row), the fused layer-norm
+blocks (per token row) and word2vec's groups all use this one pool. Results never depend on
+the number of threads: work is cut into the same pieces either way.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+MIN_SLAB = 1 << 16  # elements of work per slab below which a thread hand-off costs more than it saves
+
+
+def _thread_count() -> int:
+    """As many threads as BLAS is told to use (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS), else the cores."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+THREADS = _thread_count()
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None  # a forked child has the pool object but none of its threads
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def pool() -> ThreadPoolExecutor:
+    """The shared pool of ``THREADS - 1`` workers (the calling thread is the other one)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(THREADS - 1, 1), thread_name_prefix="npdl")
+    return _POOL
+
+
+def in_slabs(fn: Callable[[int, int], None], n: int, work: int) -> None:
+    """Call ``fn(lo, hi)`` over contiguous slabs covering range(n), on up to ``THREADS`` threads.
+
+    ``fn`` must write disjoint outputs per slab; ``work`` (elements touched) decides how
+    many slabs are worth a thread. The calling thread runs the first slab itself.
+    """
+    k = min(THREADS, n, max(1, work // MIN_SLAB))
+    if k <= 1:
+        fn(0, n)
+        return
+    bounds = [n * i // k for i in range(k + 1)]
+    futures = [pool().submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    fn(bounds[0], bounds[1])
+    for f in futures:
+        f.result()
+
+
+def map_interleaved(fn: Callable[[int], object], count: int, threads: int) -> list:
+    """``[fn(0), ..., fn(count - 1)]`` with this thread taking every ``threads``-th item, the pool the rest."""
+    if threads <= 1 or count <= 1:
+        return [fn(i) for i in range(count)]
+    later = {i: pool().submit(fn, i) for i in range(count) if i % threads}
+    mine = {i: fn(i) for i in range(0, count, threads)}
+    return [mine[i] if i in mine else later[i].result() for i in range(count)]
