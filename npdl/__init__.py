@@ -11,13 +11,13 @@ from npdl import core as _core  # noqa: F401  (sets up Tensor before the rest)
 from npdl.core.autograd import Function
 from npdl.core.gradcheck import GradcheckError, gradcheck
 from npdl.core.grad_mode import enable_grad, is_grad_enabled, no_grad
+from npdl.core.creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from npdl.core.math import (abs, broadcast_to, clip, concat, exp, log, logsumexp, matmul, max, maximum, mean,
-                            min, minimum, pad, relu, reshape, sigmoid, sqrt, stack, sum, take, tanh, transpose,
-                            var, where)
+                            min, minimum, pad, relu, reshape, sigmoid, split, sqrt, stack, sum, take, tanh,
+                            transpose, var, where)
 from npdl.core.random import default_rng, get_rng_state, manual_seed, set_rng_state
 from npdl.core.sparse import RowSparseGrad
-from npdl.core.tensor import (Tensor, arange, full, ones, ones_like, rand, randn, split, tensor, zeros,
-                              zeros_like)
+from npdl.core.tensor import Tensor
 
 float32 = "float32"
 float64 = "float64"

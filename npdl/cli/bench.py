@@ -7,7 +7,7 @@ from rich.table import Table
 
 from npdl.cli.app import command, fail
 
-BENCHMARKS = ("ops", "mlp", "layers", "word2vec", "lstm", "transformer", "beam")
+BENCHMARKS = ("ops", "mlp", "layers", "word2vec", "lstm", "transformer")  # transformer includes beam search
 
 
 def _available(name: str) -> bool:

@@ -10,7 +10,7 @@ from npdl.core.ops import elementwise as _ew
 from npdl.core.ops import matmul as _mm
 from npdl.core.ops import movement as _mv
 from npdl.core.ops import reductions as _red
-from npdl.core.tensor import Tensor, split  # noqa: F401  (re-exported)
+from npdl.core.tensor import Tensor
 
 
 def _t(x) -> Tensor:
@@ -108,6 +108,11 @@ def stack(tensors, axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("stack needs at least one tensor")
     return _mv.Stack.apply(*tensors, axis=axis)
+
+
+def split(x, sections, axis: int = 0) -> tuple[Tensor, ...]:
+    """Split along ``axis`` into ``sections`` equal parts (int) or at the given indices (list)."""
+    return _mv.Split.apply(x, sections=sections, axis=axis)
 
 
 def pad(x, pad_width, value: float = 0.0):

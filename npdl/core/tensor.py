@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from npdl.core import random as _random
 from npdl.core.grad_mode import GRAD
 
 DEFAULT_FLOAT = np.float32
@@ -391,7 +390,8 @@ class Tensor:
         return _mv.Take.apply(self, np.asarray(_raw(indices)), axis=axis)
 
     def split(self, sections, axis: int = 0):
-        return split(self, sections, axis)
+        """Split along ``axis`` into ``sections`` equal parts (int) or at the given indices (list)."""
+        return _mv.Split.apply(self, sections=sections, axis=axis)
 
     def pad(self, pad_width, value: float = 0.0):
         return _mv.Pad.apply(self, pad_width=pad_width, value=value)
@@ -409,73 +409,6 @@ def _index_arg(index):
     if isinstance(index, list):
         return np.asarray(index)
     return _raw(index)
-
-
-# ---- construction ---------------------------------------------------------------------
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """A new tensor holding a copy of ``data`` (floats become float32 unless ``dtype``)."""
-    arr = as_array(data, dtype)
-    source = data.data if isinstance(data, Tensor) else data
-    if arr is source:
-        arr = arr.copy()
-    return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
-
-
-def _dt(dtype):
-    return DEFAULT_FLOAT if dtype is None else dtype
-
-
-def _leaf(arr: np.ndarray, requires_grad: bool) -> Tensor:
-    """A new leaf around ``arr`` exactly as given (dtype kept)."""
-    return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
-
-
-def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.zeros(_shape_arg(shape), _dt(dtype)), requires_grad)
-
-
-def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.ones(_shape_arg(shape), _dt(dtype)), requires_grad)
-
-
-def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return _leaf(np.full(shape, fill_value, _dt(dtype)), requires_grad)
-
-
-def zeros_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.zeros_like(_raw(t), dtype=dtype), requires_grad)
-
-
-def ones_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.ones_like(_raw(t), dtype=dtype), requires_grad)
-
-
-def randn(*shape, rng: np.random.Generator | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples drawn from ``rng`` (npdl's default generator when None)."""
-    dtype = np.dtype(_dt(dtype))
-    arr = _random.resolve(rng).standard_normal(_shape_arg(shape), dtype=dtype if dtype.itemsize >= 4 else np.float32)
-    return _leaf(arr.astype(dtype, copy=False), requires_grad)
-
-
-def rand(*shape, rng: np.random.Generator | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) drawn from ``rng`` (npdl's default generator when None)."""
-    dtype = np.dtype(_dt(dtype))
-    arr = _random.resolve(rng).random(_shape_arg(shape), dtype=dtype if dtype.itemsize >= 4 else np.float32)
-    return _leaf(arr.astype(dtype, copy=False), requires_grad)
-
-
-def arange(start, stop=None, step=1, dtype=None) -> Tensor:
-    """Like ``np.arange``; integer arguments give an int64 tensor, floats give float32."""
-    arr = np.arange(start, stop, step) if stop is not None else np.arange(start, step=step)
-    if dtype is not None:
-        return _leaf(arr.astype(dtype), False)
-    return Tensor(arr)
-
-
-def split(x: Tensor, sections, axis: int = 0) -> tuple[Tensor, ...]:
-    """Split along ``axis`` into ``sections`` equal parts (int) or at the given indices (list)."""
-    return _mv.Split.apply(x, sections=sections, axis=axis)
 
 
 # Bottom imports: the ops need ``Tensor`` defined above (see npdl/core/__init__.py).
