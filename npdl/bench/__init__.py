@@ -49,6 +49,24 @@ def median_ms(step: Callable[[], object], steps: int, warmup: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def interleaved_medians(impls: dict[str, Callable], make_input: Callable[[], tuple], rounds: int,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median seconds per call of each implementation, the implementations taking turns.
+
+    Each round draws one input (``make_input()``) and runs every implementation on it, so a
+    burst of load on a shared machine hits them alike; the first ``warmup`` rounds are untimed.
+    """
+    times: dict[str, list[float]] = {k: [] for k in impls}
+    for r in range(warmup + rounds):
+        args = make_input()
+        for name, fn in impls.items():
+            t0 = time.perf_counter()
+            fn(*args)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def try_import_torch():
     """PyTorch if installed (an optional reference), else None."""
     try:

@@ -5,11 +5,10 @@ noise hits them alike; the figure per implementation is the median epoch.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
-from npdl.bench import Row, try_import_torch
+from npdl.bench import Row, interleaved_medians, try_import_torch
 
 N, D, H, C, B = 60_000, 784, 256, 10, 128
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
@@ -119,16 +118,9 @@ def run(epochs: int = 3) -> list[Row]:
     torch = try_import_torch()
     if torch is not None:
         impls["torch"] = _torch_setup(torch)
-    times: dict[str, list[float]] = {k: [] for k in impls}
     rng = np.random.default_rng(2)
-    for e in range(epochs + 1):                       # epoch 0 warms up every implementation
-        order = rng.permutation(N)
-        for name, fn in impls.items():
-            t0 = time.perf_counter()
-            fn(x, y, order)
-            if e > 0:
-                times[name].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    # one untimed epoch warms up every implementation; each epoch gets a fresh shuffle
+    med = interleaved_medians(impls, lambda: (x, y, rng.permutation(N)), rounds=epochs, warmup=1)
     rows = [Row(f"{k} s/epoch", v, "s", f"{N / v:,.0f} samples/s") for k, v in med.items()]
     rows.append(Row("npdl / numpy by hand", med["npdl"] / med["numpy by hand"], "x", "target <= 1.15"))
     if "torch" in med:

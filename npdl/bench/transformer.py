@@ -16,12 +16,10 @@ Beam-search decoding rows (sentences/s with and without the KV cache) are append
 """
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
 
-from npdl.bench import Row, try_import_torch
+from npdl.bench import Row, interleaved_medians, try_import_torch
 
 CONFIG = dict(vocab=20000, d_model=128, nhead=4, num_layers=2, dim_feedforward=512, batch=64, seq=64)
 LR = 1e-3
@@ -114,15 +112,7 @@ def measure(dropout: float, steps: int = 10, warmup: int = 3, **config) -> dict[
         torch.manual_seed(0)
         impls["torch"] = _torch_setup(torch, cfg, dropout, dict(model.state_dict()))
     rng = np.random.default_rng(1)
-    times: dict[str, list[float]] = {k: [] for k in impls}
-    for i in range(warmup + steps):
-        batch = _batch(rng, cfg)
-        for name, step in impls.items():
-            t0 = time.perf_counter()
-            step(*batch)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return interleaved_medians(impls, lambda: _batch(rng, cfg), steps, warmup)
 
 
 def run(steps: int = 10, warmup: int = 3, **config) -> list[Row]:
