@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.core import random as _random
+from npdl.core.ops import attention_ops as _attn
 from npdl.core.ops import elementwise as _ew
 from npdl.core.ops import losses as _loss
 from npdl.core.ops import matmul as _mm
@@ -172,17 +173,30 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None
                                  rng: np.random.Generator | None = None) -> Tensor:
     """softmax(q k^T / sqrt(d) + mask) v.
 
-    q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv). ``attn_mask``: boolean,
-    broadcastable to (..., Tq, Tk), True where attention is allowed (PyTorch's convention).
+    q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv); the leading dims broadcast.
+    ``attn_mask``: boolean, broadcastable to (..., Tq, Tk), True where attention is allowed
+    (PyTorch's convention). Runs the fused multi-head kernel with the leading dims as its
+    batch and a single head, so both paths share one implementation.
     """
     mask = None
     if attn_mask is not None:
         mask = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
         if mask.dtype != bool:
             raise TypeError("scaled_dot_product_attention: attn_mask must be boolean (True = attend)")
+    t_q, t_k, dv = q.shape[-2], k.shape[-2], v.shape[-1]
+    lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    b = int(np.prod(lead))
+
+    def batched(x: Tensor) -> Tensor:  # (..., T, d) -> (B, T, d)
+        return x.broadcast_to(lead + x.shape[-2:]).reshape((b,) + x.shape[-2:])
+
+    if mask is not None:
+        mask = np.broadcast_to(mask, lead + (t_q, t_k)).reshape(b, 1, t_q, t_k)
     p = dropout_p if training else 0.0
-    return _nn.ScaledDotProductAttention.apply(q, k, v, mask=mask, causal=is_causal, scale=scale, dropout_p=p,
-                                               rng=_random.resolve(rng) if p > 0 else None)
+    out = _attn.MultiHeadAttention.apply(batched(q), batched(k), batched(v), layout="q_k_v", num_heads=1,
+                                         mask=mask, causal=is_causal, scale=scale, dropout_p=p,
+                                         rng=_random.resolve(rng) if p > 0 else None)
+    return out.reshape(lead + (t_q, dv))
 
 
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:

@@ -1,4 +1,4 @@
-"""Fused neural-network primitives: softmax, log-softmax, dropout, layer norm, attention.
+"""Fused neural-network primitives: softmax, log-softmax, dropout, layer norm (attention: attention_ops.py).
 
 Each is one node in the graph with a hand-derived backward, because the composite of
 elementwise ops is slower (many temporaries) or less stable (exp overflow).
@@ -112,64 +112,3 @@ def causal_mask(t_q: int, t_k: int) -> np.ndarray:
     see every cached key up to their own position.
     """
     return np.tri(t_q, t_k, k=t_k - t_q, dtype=bool)
-
-
-class ScaledDotProductAttention(Function):
-    """softmax(q k^T * scale + mask) v, fused (Vaswani et al. 2017, eq. 1).
-
-    q: (..., Tq, d), k: (..., Tk, d), v: (..., Tk, dv) -> (..., Tq, dv).
-    mask: boolean, broadcastable to (..., Tq, Tk), True where attention is allowed.
-    A query row with no allowed key outputs zeros (and passes no gradient).
-    """
-
-    @staticmethod
-    def forward(ctx, q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, rng=None):
-        t_q, t_k = q.shape[-2], k.shape[-2]
-        scale = q.dtype.type(1.0 / np.sqrt(q.shape[-1]) if scale is None else scale)
-        s = q @ np.swapaxes(k, -1, -2)
-        s *= scale
-        if causal:
-            mask = causal_mask(t_q, t_k) if mask is None else (mask & causal_mask(t_q, t_k))
-        dead = None
-        if mask is not None:
-            s = np.where(mask, s, np.finfo(s.dtype).min)
-            dead = ~mask.any(axis=-1, keepdims=True)
-            if not dead.any():
-                dead = None
-        s -= s.max(axis=-1, keepdims=True)
-        p = np.exp(s, out=s)
-        p /= p.sum(axis=-1, keepdims=True)
-        if dead is not None:
-            p = np.where(dead, p.dtype.type(0), p)
-        keep = None
-        pd = p
-        if dropout_p > 0.0:
-            keep = keep_mask(p.shape, dropout_p, rng)
-            pd = p * keep
-            pd *= p.dtype.type(1.0 / (1.0 - dropout_p))
-        ctx.saved = (q, k, v, p, keep)
-        ctx.scale, ctx.dropout_p = scale, dropout_p
-        return pd @ v
-
-    @staticmethod
-    def backward(ctx, g):
-        q, k, v, p, keep = ctx.saved
-        nq, nk, nv = ctx.needs_input_grad[:3]
-        drop_scale = p.dtype.type(1.0 / (1.0 - ctx.dropout_p)) if keep is not None else None
-        gv = None
-        if nv:
-            pd = p if keep is None else p * keep * drop_scale
-            gv = np.swapaxes(pd, -1, -2) @ g
-        if not (nq or nk):
-            return None, None, gv
-        gp = g @ np.swapaxes(v, -1, -2)
-        if keep is not None:
-            gp *= keep
-            gp *= drop_scale
-        gs = gp
-        gs -= (gp * p).sum(axis=-1, keepdims=True)
-        gs *= p
-        gs *= ctx.scale
-        gq = gs @ k if nq else None
-        gk = np.swapaxes(gs, -1, -2) @ q if nk else None
-        return gq, gk, gv
