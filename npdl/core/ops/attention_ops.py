@@ -1,9 +1,9 @@
 """Fused multi-head attention on packed projections: split heads, attend, merge heads in one node.
 
-``ScaledDotProductAttention`` (ops/nn.py) works on (..., T, d) arrays, so a multi-head layer
-built on it needs a reshape + transpose node per input to split heads, another to merge them,
-and (for self-attention) a slice node per q/k/v whose backward scatters into a fresh
-(B, T, 3E) zero array three times. ``MultiHeadAttention`` does all of that in one node:
+Built from (..., T, d) attention, a multi-head layer would need a reshape + transpose node per
+input to split heads, another to merge them, and (for self-attention) a slice node per q/k/v
+whose backward scatters into a fresh (B, T, 3E) zero array three times. ``MultiHeadAttention``
+does all of that in one node (``F.scaled_dot_product_attention`` is this op with one head):
 
 * the heads are *views*: (B, T, n*E) -> (B, T, n, H, d) -> (n, B, H, T, d), so the batched
   GEMMs read q, k, v straight out of the projection output (BLAS takes the row stride);
