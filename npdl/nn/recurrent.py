@@ -29,17 +29,16 @@ every padded step, wherever it is, is skipped that way.)
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
 
 import npdl.core.functional as F
-from npdl.core import random as _random
 from npdl.core.math import concat, stack
 from npdl.core.tensor import Tensor
-from npdl.nn.module import Module, Parameter
-from npdl.nn.recurrent_cells import GATES, GRUCell, LSTMCell, RNNCell, as_state, check_features, recur
+from npdl.nn.module import Module
+from npdl.nn.recurrent_cells import (GATES, GRUCell, LSTMCell, RNNCell, as_state, check_features, check_nonlinearity,
+                                     init_missing, recur)
 from npdl.registry import LAYERS
 from npdl.schema import PositiveInt, Probability
 
@@ -71,8 +70,7 @@ class _RecurrentBase(Module):
             raise ValueError(f"{name}: hidden_size and num_layers must be positive, got {hidden_size}, {num_layers}")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"{name}: dropout must be in [0, 1], got {dropout}")
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        check_nonlinearity(nonlinearity)
         self.hidden_size, self.input_size, self.num_layers = int(hidden_size), input_size, int(num_layers)
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.nonlinearity = bidirectional, nonlinearity
@@ -94,20 +92,17 @@ class _RecurrentBase(Module):
         return names + ([f"bias_ih{sfx}", f"bias_hh{sfx}"] if self.bias else [])
 
     def _materialize(self, input_size: int) -> None:
-        rng = _random.resolve(self._rng)
         self.input_size = input_size
         h = self.hidden_size
         gh = GATES[self.mode] * h
-        bound = 1.0 / math.sqrt(h)
-        for pname in list(self._parameters):
-            if self._parameters[pname] is not None:
-                continue
+        shapes = {}
+        for pname in self._parameters:
             layer = int(pname.split("_l")[1].split("_")[0])
             if pname.startswith("weight_ih"):
-                shape = (gh, input_size if layer == 0 else h * self.num_directions)
+                shapes[pname] = (gh, input_size if layer == 0 else h * self.num_directions)
             else:
-                shape = (gh, h) if pname.startswith("weight_hh") else (gh,)
-            setattr(self, pname, Parameter(rng.uniform(-bound, bound, shape).astype(np.float32)))
+                shapes[pname] = (gh, h) if pname.startswith("weight_hh") else (gh,)
+        init_missing(self, shapes, h, self._rng)
 
     def _time_mask(self, lengths, mask, b: int, t_len: int):
         """(T, B) boolean mask for the fused ops, or None when no step is padded."""

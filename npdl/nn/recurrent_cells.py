@@ -66,6 +66,20 @@ def check_features(layer: str, got: int, expected: int) -> None:
                          f"(note the argument order: hidden_size first, then input_size, as in Linear)")
 
 
+def check_nonlinearity(nonlinearity: str) -> None:
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+
+
+def init_missing(module: Module, shapes: dict[str, tuple[int, ...]], hidden_size: int, rng) -> None:
+    """Create ``module``'s not-yet-materialised parameters from U(-1/sqrt(H), 1/sqrt(H)) (PyTorch's RNN init)."""
+    rng = _random.resolve(rng)
+    bound = 1.0 / math.sqrt(hidden_size)
+    for name, shape in shapes.items():
+        if module._parameters.get(name) is None:
+            setattr(module, name, Parameter(rng.uniform(-bound, bound, shape).astype(np.float32)))
+
+
 class _Cell(Module):
     mode = "rnn"
 
@@ -73,8 +87,7 @@ class _Cell(Module):
         super().__init__()
         if int(hidden_size) < 1:
             raise ValueError(f"{self.mode}_cell: hidden_size must be a positive integer, got {hidden_size}")
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"rnn_cell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        check_nonlinearity(nonlinearity)
         self.hidden_size, self.input_size = int(hidden_size), input_size
         self.bias, self.nonlinearity = bias, nonlinearity
         self._rng = rng
@@ -85,14 +98,10 @@ class _Cell(Module):
             self._materialize(input_size)
 
     def _materialize(self, input_size: int) -> None:
-        rng = _random.resolve(self._rng)
         gh, h = GATES[self.mode] * self.hidden_size, self.hidden_size
         self.input_size = input_size
-        bound = 1.0 / math.sqrt(h)
         shapes = {"weight_ih": (gh, input_size), "weight_hh": (gh, h), "bias_ih": (gh,), "bias_hh": (gh,)}
-        for name in list(self._parameters):
-            if self._parameters[name] is None:
-                setattr(self, name, Parameter(rng.uniform(-bound, bound, shapes[name]).astype(np.float32)))
+        init_missing(self, {n: shapes[n] for n in self._parameters}, h, self._rng)
 
     def _step(self, x, state):
         """x (B, I) -> (h, c or None) of one step.
