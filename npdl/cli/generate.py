@@ -1,0 +1,58 @@
+"""``npdl sample``: text from a trained language-model run (word or character level)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from npdl.cli.app import command, console, err_console, fail
+from npdl.cli.train import ROOT_HELP, RUNS_HELP
+
+
+@command()
+def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
+           prompt: str = typer.Option("", "--prompt", help="Text to continue (default: start a fresh sentence)."),
+           length: int = typer.Option(100, "--length", help="How many tokens (words or characters) to draw."),
+           temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature; 0 = greedy."),
+           top_k: int = typer.Option(None, "--top-k", help="Draw only among the k most likely tokens."),
+           seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same text."),
+           checkpoint_: str = typer.Option("best", "--checkpoint", help="best | last | step-N | a .npz path."),
+           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
+           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
+    """Continue a prompt with a trained language model (reproducible with --seed)."""
+    import numpy as np
+
+    from npdl import config as cfgmod
+    from npdl import experiment
+    from npdl.runs import resolve
+    from npdl.train import checkpoint
+    from npdl.train.generate import sample as draw
+
+    if length < 0:
+        raise fail(f"--length must be >= 0, got {length}")
+    if temperature < 0:
+        raise fail(f"--temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise fail(f"--top-k must be >= 1, got {top_k}")
+    r = resolve(run, runs_dir)
+    cfg = cfgmod.load(r.path / "config.yaml")
+    # the vocabulary comes from the run's artifacts, so sampling needs no dataset on disk
+    exp = experiment.build(cfg, data_root, prepare=False, run_dir=r.artifacts)
+    data = exp.data
+    if data.task != "language_model" or not hasattr(data, "encode_prompt"):
+        raise fail(f"run {r.name} is not a language model (its task is '{data.task}'); npdl sample needs one")
+    if getattr(data, "vocab", None) is None:
+        raise fail(f"run {r.name} has no saved vocabulary in {r.artifacts}; it cannot be sampled from")
+    path = r.checkpoint_path(checkpoint_)
+    if checkpoint_ == "best" and not path.is_file():
+        path = r.checkpoint_path("last")
+    exp.model.load_state_dict(checkpoint.load(path)["model"])
+    ids, unknown = data.encode_prompt(prompt)
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        err_console.print(f"note: {len(unknown)} prompt token(s) not in the vocabulary, read as <unk>: {shown}")
+    context = ids if len(ids) else np.array([data.start_id()], np.int64)
+    out = draw(exp.model, context, length, temperature, top_k, np.random.default_rng(seed))
+    text = data.decode(out)
+    joiner = "" if data.level == "char" or not prompt or text.startswith("\n") else " "
+    console.print(prompt + joiner + text, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,128 @@
+"""Tasks for language models (``language_model``) and bAbI question answering (``qa``).
+
+Language modelling with truncated backpropagation through time (Williams & Peng 1990;
+Zaremba et al. 2014): the data hands out consecutive (B, T) windows of B parallel streams
+(``npdl.data.lm_data``), and the task carries the model's final state of one window into
+the next as its initial state, DETACHED, so gradients flow through T steps only while the
+state still summarises everything read so far. The carried state starts at zero at every
+epoch start, is part of the checkpoint (``state_dict``), and so a run resumed mid-epoch
+continues with exactly the state it was interrupted with.
+
+Models opt out of carrying (a Transformer, whose context is its window) with the class
+attribute ``stateful_across_batches = False``: every batch then gets ``state=None``.
+
+Metrics: ``loss`` (mean cross-entropy, nats per token) and ``perplexity`` = exp(loss).
+Evaluation runs each split as one stream in the data's eval batch size, from a fresh state,
+without disturbing the training state.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import npdl
+import npdl.core.functional as F
+from npdl.core.tensor import Tensor
+from npdl.train import metrics as M
+from npdl.train.tasks import Task, register_task
+
+
+def _state_arrays(state):
+    """A state (Tensor or nested tuples of them) as nested lists of arrays, for checkpoints."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return [_state_arrays(s) for s in state]
+    return np.array(state.data if isinstance(state, Tensor) else state, copy=True)
+
+
+def _state_tensors(obj):
+    """Inverse of ``_state_arrays``: lists become tuples, arrays constant Tensors."""
+    if isinstance(obj, list):
+        return tuple(_state_tensors(s) for s in obj)
+    return Tensor(np.array(obj, copy=True))
+
+
+def _detach(state):
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return type(state)(_detach(s) for s in state)
+    return state.detach() if isinstance(state, Tensor) else state
+
+
+@register_task
+class LanguageModelTask(Task):
+    """``model(ids (B, T), state) -> (logits (B, T, V), state)``; next-token cross-entropy, perplexity."""
+
+    name = "language_model"
+    default_loss = None          # the fused softmax cross-entropy over (B*T, V) is the loss
+    monitor = ("val.perplexity", "min")
+
+    def __init__(self, model, data, loss_fn, options=None):
+        super().__init__(model, data, loss_fn, options)
+        self.state = None
+
+    @property
+    def stateful(self) -> bool:
+        return bool(getattr(self.model, "stateful_across_batches", True))
+
+    def start_epoch(self, epoch: int, resumed: bool = False) -> None:
+        if not resumed:          # a new pass over the stream starts from zeros
+            self.state = None
+
+    def train_step(self, batch):
+        x, y = batch
+        logits, state = self.model(x, self.state if self.stateful else None)
+        # truncated BPTT: the next window starts where this one ended, but no gradient crosses
+        self.state = _detach(state) if self.stateful else None
+        v = logits.shape[-1]
+        return F.cross_entropy(logits.reshape(-1, v), np.asarray(y).reshape(-1)), int(np.size(y))
+
+    def dry_run(self, batch):
+        return self.model(batch[0])[0]          # never touches the carried state
+
+    @npdl.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        total = M.Mean()
+        state = None
+        for x, y in self.data.loader(split).batches():
+            logits, state = self.model(x, state if self.stateful else None)
+            v = logits.shape[-1]
+            loss = F.cross_entropy(logits.reshape(-1, v), np.asarray(y).reshape(-1))
+            total.add(float(loss.item()), int(np.size(y)))
+        loss = total.value
+        return {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+
+    def state_dict(self) -> dict:
+        return {} if self.state is None else {"state": _state_arrays(self.state)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = _state_tensors(state["state"]) if state and state.get("state") is not None else None
+
+
+@register_task
+class QATask(Task):
+    """``model(story, story_mask, question, question_mask) -> logits (B, num_answers)``; accuracy."""
+
+    name = "qa"
+    monitor = ("val.accuracy", "max")
+
+    def train_step(self, batch):
+        *inputs, answer = batch
+        return self.loss_fn(self.model(*inputs), answer), len(answer)
+
+    def dry_run(self, batch):
+        return self.model(*batch[:-1])
+
+    @npdl.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        loss = M.Mean()
+        correct = count = 0
+        for *inputs, answer in self.data.loader(split).batches():
+            logits = self.model(*inputs)
+            loss.add(float(self.loss_fn(logits, answer).item()), len(answer))
+            correct += int((logits.data.argmax(axis=-1) == answer).sum())
+            count += len(answer)
+        return {"loss": loss.value, "accuracy": correct / max(count, 1)}
