@@ -168,9 +168,10 @@ def check(configs: list[Path] = typer.Argument(..., help="One or more YAML confi
 
 
 def _data_source(cfg):
+    """The download a config's dataset needs (None for built-in or user files); building it reads nothing."""
     from npdl.registry import DATASETS
 
-    return getattr(DATASETS.get(cfg.data["data"]["type"]), "source", None)
+    return DATASETS.build(cfg.data["data"], "data").source
 
 
 @command("eval")

@@ -188,7 +188,6 @@ class TextCorpus(LMDataset):
     """
 
     kind = "text"
-    source = "ptb"      # only for the default path; an explicit path needs no download (see prepare)
 
     def __init__(self, path: str | None = None, level: Literal["word", "char"] = "word", batch_size: PositiveInt = 20,
                  bptt: PositiveInt = 35, eval_batch_size: PositiveInt | None = 10, val_fraction: UnitInterval = 0.05,
@@ -199,6 +198,7 @@ class TextCorpus(LMDataset):
             raise ValueError(f"text: val_fraction + test_fraction must leave text to train on, got "
                              f"{val_fraction} + {test_fraction}")
         self.path = None if path is None else Path(path).expanduser()
+        self.source = "ptb" if path is None else None   # only the default path needs a download
         self.level, self.lowercase = level, lowercase
         self.fractions = (val_fraction, test_fraction)
         self.min_count, self.max_vocab = min_count, max_vocab
@@ -206,15 +206,6 @@ class TextCorpus(LMDataset):
 
     def file(self, root=None) -> Path:
         return self.path if self.path is not None else download.dataset_dir("ptb", root) / "ptb.train.txt"
-
-    def prepare(self, root=None) -> "TextCorpus":
-        if not self.prepared:
-            self.root = root
-            if self.path is None:
-                download.require("ptb", root)
-            self.load(root)
-            self.prepared = True
-        return self
 
     def checksums(self) -> dict:
         if self.path is None:
