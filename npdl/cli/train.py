@@ -1,6 +1,7 @@
 """``npdl train``, ``resume``, ``check`` and ``eval``."""
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -197,7 +198,13 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
         evaluate = getattr(exp.task, f"evaluate_{task_}", None)
         if evaluate is None:
             raise fail(f"this run's task ({exp.data.task}) has no '{task_}' evaluation")
-        metrics = evaluate()
+        # task evaluations that work on a split (beam search) get --split; others have their own data
+        if "split" in inspect.signature(evaluate).parameters:
+            if split not in exp.data.splits():
+                raise fail(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
+            metrics = evaluate(split)
+        else:
+            metrics = evaluate()
     else:
         if split not in exp.data.splits():
             raise fail(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
