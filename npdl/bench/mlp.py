@@ -111,7 +111,7 @@ def _torch_setup(torch):
     return epoch
 
 
-def run(epochs: int = 3) -> list[Row]:
+def run(epochs: int = 5) -> list[Row]:
     x, y = _data()
     by_hand = ByHand()
     impls = {"npdl": _npdl_setup(), "numpy by hand": lambda x, y, o: _numpy_epoch(by_hand, x, y, o)}

@@ -11,6 +11,8 @@ to float32 (the engine does this), so a float32 graph stays float32.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from npdl.core.grad_mode import GRAD
@@ -373,7 +375,9 @@ class Tensor:
         if not shape:
             return self.reshape(1)
         s, e = start_axis % len(shape), end_axis % len(shape)
-        new = shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+        if s >= e:  # nothing to merge (e.g. a batch of vectors): no graph node
+            return self
+        new = shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:]
         return self.reshape(new)
 
     def __getitem__(self, index):

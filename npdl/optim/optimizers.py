@@ -123,11 +123,12 @@ class _AdamBase(Optimizer):
             np.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
             v = st["max_exp_avg_sq"]
         # Kingma & Ba 2015, Algorithm 1: w -= lr * m_hat / (sqrt(v_hat) + eps), hats = bias-corrected
+        # with c2 = sqrt(1 - b2^t): sqrt(v_hat) + eps = (sqrt(v) + eps c2) / c2, one pass fewer
+        c2 = math.sqrt(1.0 - b2 ** t)
         np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(1.0 - b2 ** t)
-        tmp += eps
+        tmp += eps * c2
         np.divide(m, tmp, out=tmp)
-        tmp *= lr / (1.0 - b1 ** t)
+        tmp *= lr * c2 / (1.0 - b1 ** t)
         w -= tmp
 
 
