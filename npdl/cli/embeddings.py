@@ -17,20 +17,13 @@ CKPT_HELP = "best | last | step-N | a .npz path (default: best, else last)."
 
 def _load_task(run: str, runs_dir: Path, checkpoint_: str):
     """The run's word2vec task with the checkpoint's weights loaded; ``(run, task, checkpoint path)``."""
-    from npdl import config as cfgmod
-    from npdl import experiment
-    from npdl.runs import resolve
-    from npdl.train import checkpoint
+    from npdl.cli.train import open_trained
 
-    r = resolve(run, runs_dir)
-    cfg = cfgmod.load(r.path / "config.yaml")
-    exp = experiment.build(cfg, prepare=False, run_dir=r.artifacts)
-    if exp.data.task != "word2vec":
-        raise fail(f"run {r.name} trains a '{exp.data.task}' task; these commands need a word2vec run")
-    path = r.checkpoint_path(checkpoint_)
-    if checkpoint_ == "best" and not path.is_file():
-        path = r.checkpoint_path("last")
-    exp.model.load_state_dict(checkpoint.load(path)["model"])
+    def word2vec_only(r, exp):
+        if exp.data.task != "word2vec":
+            raise fail(f"run {r.name} trains a '{exp.data.task}' task; these commands need a word2vec run")
+
+    r, exp, path, _ = open_trained(run, runs_dir, checkpoint_, check=word2vec_only)
     return r, exp.task, path
 
 

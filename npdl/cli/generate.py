@@ -22,10 +22,7 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     """Continue a prompt with a trained language model (reproducible with --seed)."""
     import numpy as np
 
-    from npdl import config as cfgmod
-    from npdl import experiment
-    from npdl.runs import resolve
-    from npdl.train import checkpoint
+    from npdl.cli.train import open_trained
     from npdl.train.generate import sample as draw
 
     if length < 0:
@@ -34,19 +31,16 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
         raise fail(f"--temperature must be >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise fail(f"--top-k must be >= 1, got {top_k}")
-    r = resolve(run, runs_dir)
-    cfg = cfgmod.load(r.path / "config.yaml")
+    def language_model_only(r, exp):
+        data = exp.data
+        if data.task != "language_model" or not hasattr(data, "encode_prompt"):
+            raise fail(f"run {r.name} is not a language model (its task is '{data.task}'); npdl sample needs one")
+        if getattr(data, "vocab", None) is None:
+            raise fail(f"run {r.name} has no saved vocabulary in {r.artifacts}; it cannot be sampled from")
+
     # the vocabulary comes from the run's artifacts, so sampling needs no dataset on disk
-    exp = experiment.build(cfg, data_root, prepare=False, run_dir=r.artifacts)
+    r, exp, _, _ = open_trained(run, runs_dir, checkpoint_, data_root, check=language_model_only)
     data = exp.data
-    if data.task != "language_model" or not hasattr(data, "encode_prompt"):
-        raise fail(f"run {r.name} is not a language model (its task is '{data.task}'); npdl sample needs one")
-    if getattr(data, "vocab", None) is None:
-        raise fail(f"run {r.name} has no saved vocabulary in {r.artifacts}; it cannot be sampled from")
-    path = r.checkpoint_path(checkpoint_)
-    if checkpoint_ == "best" and not path.is_file():
-        path = r.checkpoint_path("last")
-    exp.model.load_state_dict(checkpoint.load(path)["model"])
     ids, unknown = data.encode_prompt(prompt)
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:10]) + (" ..." if len(unknown) > 10 else "")

@@ -25,10 +25,7 @@ def predict(run: str = typer.Argument(..., help="Run folder (or unique name pref
     """Classify a question pair (duplicate probability) or a text with a trained classifier run."""
     import numpy as np
 
-    from npdl import config as cfgmod
-    from npdl import experiment
-    from npdl.runs import resolve
-    from npdl.train import checkpoint
+    from npdl.cli.train import open_trained
 
     given = [t for t in pair if t is not None] if pair else []  # click may hand over (None, None)
     if given and texts:
@@ -36,16 +33,12 @@ def predict(run: str = typer.Argument(..., help="Run folder (or unique name pref
     inputs = given or list(texts or [])
     if not inputs:
         raise UsageError("nothing to classify: give --pair \"Q1\" \"Q2\" (or a text for single-text models)")
-    r = resolve(run, runs_dir)
-    cfg = cfgmod.load(r.path / "config.yaml")
-    exp = experiment.build(cfg, prepare=False, run_dir=r.artifacts)  # sizes from the saved tokenizer
-    if not hasattr(exp.task, "probabilities") or not hasattr(exp.data, "encode_texts"):
-        raise UsageError(f"run {r.name} is not a text classifier (task {exp.data.task}); npdl predict needs one")
-    path = r.checkpoint_path(checkpoint_)
-    if checkpoint_ == "best" and not path.is_file():
-        path = r.checkpoint_path("last")
-    exp.model.load_state_dict(checkpoint.load(path)["model"])
-    exp.model.eval()
+    def classifier_only(r, exp):
+        if not hasattr(exp.task, "probabilities") or not hasattr(exp.data, "encode_texts"):
+            raise UsageError(f"run {r.name} is not a text classifier (task {exp.data.task}); npdl predict needs one")
+
+    # sizes from the saved tokenizer: no dataset needed
+    r, exp, _, _ = open_trained(run, runs_dir, checkpoint_, check=classifier_only)
     batch, truncated = exp.data.encode_texts(inputs)
     if truncated:
         err_console.print(f"note: the input is longer than the model's max_len ({exp.data.max_len} tokens); "
