@@ -60,10 +60,6 @@ class Config:
         return yaml.safe_dump(self.data, sort_keys=False, default_flow_style=None, width=100)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys instead of silently keeping the last one."""
-
-
 def _locate(node, path: str, file: str, out: dict[str, str], problems: list[Problem]) -> None:
     """Record 'file:line' for every dotted path under a composed YAML node."""
     out[path] = f"{file}:{node.start_mark.line + 1}"
@@ -88,8 +84,9 @@ def _read(path: Path) -> tuple[dict, dict[str, str]]:
         raise ConfigError(f"config file not found: {path}")
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        # parse once: the node tree gives line numbers, SafeLoader's constructor the plain data
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = None if node is None else yaml.SafeLoader("").construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
