@@ -10,6 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from npdl.core.autograd import Function
+from npdl.core.ops.nn import standardize, standardize_backward
 
 
 def out_size(n: int, k: int, stride: int, pad: int, dilation: int) -> int:
@@ -199,12 +200,7 @@ class BatchNorm(Function):
     def forward(ctx, x, weight=None, bias=None, eps=1e-5, stats=None):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        mu = x.mean(axis=axes, keepdims=True)
-        xc = x - mu
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
-        rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
-        xhat = xc
-        xhat *= rstd
+        xhat, rstd, mu, var = standardize(x, axes, eps)
         if stats is not None:
             stats["mean"], stats["var"] = mu.reshape(-1), var.reshape(-1)
         ctx.saved = (xhat, rstd, weight)
@@ -220,12 +216,7 @@ class BatchNorm(Function):
         axes, shape = ctx.axes, ctx.shape
         needs = ctx.needs_input_grad
         gxhat = g * weight.reshape(shape) if weight is not None else g
-        gx = None
-        if needs[0]:
-            gx = gxhat - gxhat.mean(axis=axes, keepdims=True)
-            gx -= xhat * (gxhat * xhat).mean(axis=axes, keepdims=True)
-            gx *= rstd
-        grads = [gx]
+        grads = [standardize_backward(gxhat, xhat, rstd, axes) if needs[0] else None]
         if weight is not None:
             grads.append((g * xhat).sum(axis=axes) if needs[1] else None)
             if ctx.has_bias:

@@ -61,6 +61,28 @@ class Dropout(Function):
         return out
 
 
+def standardize(x: np.ndarray, axes: tuple[int, ...], eps: float):
+    """(x - mean) / sqrt(var + eps) over ``axes`` (biased variance), shared by layer and batch norm.
+
+    Returns (xhat, rstd, mean, var); the last three keep the reduced axes as size 1.
+    """
+    mu = x.mean(axis=axes, keepdims=True)
+    xhat = x - mu
+    var = np.mean(xhat * xhat, axis=axes, keepdims=True)
+    rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    xhat *= rstd
+    return xhat, rstd, mu, var
+
+
+def standardize_backward(gxhat: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, axes: tuple[int, ...]):
+    """dL/dx of ``standardize`` from dL/dxhat: the mean and the variance depend on x too, hence
+    dx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) over ``axes``."""
+    gx = gxhat - gxhat.mean(axis=axes, keepdims=True)
+    gx -= xhat * (gxhat * xhat).mean(axis=axes, keepdims=True)
+    gx *= rstd
+    return gx
+
+
 class LayerNorm(Function):
     """Layer normalisation over the last ``ndim_norm`` axes (Ba et al. 2016, arXiv:1607.06450).
 
@@ -70,12 +92,7 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, ndim_norm=1, eps=1e-5):
         axes = tuple(range(x.ndim - ndim_norm, x.ndim))
-        mu = x.mean(axis=axes, keepdims=True)
-        xc = x - mu
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
-        rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
-        xhat = xc
-        xhat *= rstd
+        xhat, rstd, _, _ = standardize(x, axes, eps)
         ctx.saved = (xhat, rstd, weight)
         ctx.axes, ctx.has_bias = axes, bias is not None
         out = xhat * weight if weight is not None else xhat.copy()
@@ -89,14 +106,7 @@ class LayerNorm(Function):
         axes = ctx.axes
         needs = ctx.needs_input_grad
         gxhat = g * weight if weight is not None else g
-        gx = None
-        if needs[0]:
-            m1 = gxhat.mean(axis=axes, keepdims=True)
-            m2 = (gxhat * xhat).mean(axis=axes, keepdims=True)
-            gx = gxhat - m1
-            gx -= xhat * m2
-            gx *= rstd
-        grads = [gx]
+        grads = [standardize_backward(gxhat, xhat, rstd, axes) if needs[0] else None]
         if weight is not None:
             lead = g.ndim - len(axes)
             grads.append((g * xhat).sum(axis=tuple(range(lead))) if needs[1] else None)
