@@ -50,16 +50,21 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory) -> Path:
-    """MNIST downloaded once per session from the mirror into a temporary data root."""
+def mirrored_root(tmp_path_factory, name: str) -> Path:
+    """A temporary data root holding dataset ``name`` fetched from the mirror (skips without one)."""
     if not MIRROR.is_dir():
         pytest.skip(f"the data mirror {MIRROR} is not present")
     from npdl.data import download
 
     root = tmp_path_factory.mktemp("datasets")
-    download.download("mnist", root, mirror=str(MIRROR / "mnist"), progress=False)
+    download.download(name, root, mirror=str(MIRROR / name), progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """MNIST downloaded once per session from the mirror into a temporary data root."""
+    return mirrored_root(tmp_path_factory, "mnist")
 
 
 def env_without_data() -> dict:

@@ -11,20 +11,14 @@ import npdl
 from npdl.cli import app
 from npdl.data.qa_data import Babi
 from npdl.models.rnn import LSTMQA
-from tests.conftest import MIRROR, ROOT
+from tests.conftest import ROOT, mirrored_root
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def babi_root(tmp_path_factory):
-    if not MIRROR.is_dir():
-        pytest.skip(f"the data mirror {MIRROR} is not present")
-    from npdl.data import download
-
-    root = tmp_path_factory.mktemp("datasets")
-    download.download("babi", root, mirror=str(MIRROR / "babi"), progress=False)
-    return root
+    return mirrored_root(tmp_path_factory, "babi")
 
 
 def test_declared_sizes_before_download():

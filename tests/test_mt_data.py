@@ -7,17 +7,12 @@ import pytest
 from npdl.data import download
 from npdl.data.mt_data import CopyTask, Multi30k, ReverseTask, SortTask
 from npdl.data.tokenizers import BOS_ID, EOS_ID
+from tests.conftest import mirrored_root
 
 
 @pytest.fixture(scope="module")
 def m30k_root(tmp_path_factory):
-    from tests.conftest import MIRROR
-
-    if not MIRROR.is_dir():
-        pytest.skip(f"the data mirror {MIRROR} is not present")
-    root = tmp_path_factory.mktemp("datasets")
-    download.download("multi30k", root, mirror=str(MIRROR / "multi30k"), progress=False)
-    return root
+    return mirrored_root(tmp_path_factory, "multi30k")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from npdl.data.seq_data import (InputTextError, MissingTokenizerError, QQPSample
                                 truncated_lengths)
 from npdl.data.sources import DataError
 from npdl.data.tokenizers import CLS_ID, SEP_ID
-from tests.conftest import MIRROR, write_config
+from tests.conftest import mirrored_root, write_config
 
 runner = CliRunner()
 
@@ -31,13 +31,7 @@ def bert_truncate(la: int, lb: int, budget: int) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def qqp_root(tmp_path_factory):
-    if not MIRROR.is_dir():
-        pytest.skip(f"the data mirror {MIRROR} is not present")
-    from npdl.data import download
-
-    root = tmp_path_factory.mktemp("datasets")
-    download.download("qqp_sample", root, mirror=str(MIRROR / "qqp_sample"), progress=False)
-    return root
+    return mirrored_root(tmp_path_factory, "qqp_sample")
 
 
 @pytest.fixture(scope="module")

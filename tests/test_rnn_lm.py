@@ -19,7 +19,7 @@ from npdl.models.rnn import RNNLM
 from npdl.train import checkpoint
 from npdl.train.generate import next_token_distribution, sample
 from npdl.train.lm_task import LanguageModelTask
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, mirrored_root, write_config
 
 runner = CliRunner()
 WORDS = "the cat sat on a mat and the dog ran to the big red house near a small tree".split()
@@ -359,15 +359,7 @@ def test_zaremba_config_milestones_match_the_epoch_length():
 # ---- real data -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ptb_root(tmp_path_factory):
-    from tests.conftest import MIRROR
-
-    if not MIRROR.is_dir():
-        pytest.skip(f"the data mirror {MIRROR} is not present")
-    from npdl.data import download
-
-    root = tmp_path_factory.mktemp("datasets")
-    download.download("ptb", root, mirror=str(MIRROR / "ptb"), progress=False)
-    return root
+    return mirrored_root(tmp_path_factory, "ptb")
 
 
 def test_ptb_vocab_and_epoch_length(ptb_root):
