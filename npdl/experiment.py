@@ -190,6 +190,32 @@ def build(cfg: Config, root=None, prepare: bool = True, run_dir=None) -> Experim
                       seed, total)
 
 
+def from_run(spec, runs_dir="runs", checkpoint: str = "best", root=None, prepare: bool = False, check=None):
+    """A run's experiment with a checkpoint's weights loaded, model in eval mode.
+
+    ``spec``: a run folder or a unique run-name prefix under ``runs_dir``. ``checkpoint``: best |
+    last | step-N | a path ("best" falls back to "last" when a run has no best yet).
+    ``prepare=False`` reads no dataset: sizes and vocabularies come from the run's artifacts.
+    ``check(run, exp)`` may raise before any weights are read.
+    Returns ``(run, experiment, checkpoint path, checkpoint state)``.
+    """
+    from npdl import config as cfgmod
+    from npdl.runs import resolve
+    from npdl.train import checkpoint as ckpt
+
+    run = resolve(spec, runs_dir)
+    exp = build(cfgmod.load(run.path / "config.yaml"), root, prepare=prepare, run_dir=run.artifacts)
+    if check is not None:
+        check(run, exp)
+    path = run.checkpoint_path(checkpoint)
+    if checkpoint == "best" and not path.is_file():
+        path = run.checkpoint_path("last")
+    state = ckpt.load(path)
+    exp.model.load_state_dict(state["model"])
+    exp.model.eval()
+    return run, exp, path, state
+
+
 def _materialize(model, task, data) -> None:
     """One forward pass on an example batch, in eval mode, so lazily sized layers exist."""
     was = model.training

@@ -36,16 +36,10 @@ def _random_setup(n: int, seed: int = 0):
 
 
 def _run_setup(run_dir: str, n: int):
-    from npdl import config as cfgmod
     from npdl import experiment
     from npdl.data.text_batching import pad_batch
-    from npdl.runs import resolve
-    from npdl.train import checkpoint
 
-    run = resolve(run_dir, "runs")
-    exp = experiment.build(cfgmod.load(run.path / "config.yaml"), run_dir=run.artifacts)
-    path = run.checkpoint_path("best")
-    exp.model.load_state_dict(checkpoint.load(path if path.is_file() else run.checkpoint_path("last"))["model"])
+    run, exp, _, _ = experiment.from_run(run_dir, prepare=True)
     src, mask = pad_batch(sorted(exp.data.src["test"][:n], key=len))
     return exp.model, src, mask, f"trained run {run.name}, first {n} test sentences"
 

@@ -17,13 +17,13 @@ CKPT_HELP = "best | last | step-N | a .npz path (default: best, else last)."
 
 def _load_task(run: str, runs_dir: Path, checkpoint_: str):
     """The run's word2vec task with the checkpoint's weights loaded; ``(run, task, checkpoint path)``."""
-    from npdl.cli.train import open_trained
+    from npdl import experiment
 
     def word2vec_only(r, exp):
         if exp.data.task != "word2vec":
             raise fail(f"run {r.name} trains a '{exp.data.task}' task; these commands need a word2vec run")
 
-    r, exp, path, _ = open_trained(run, runs_dir, checkpoint_, check=word2vec_only)
+    r, exp, path, _ = experiment.from_run(run, runs_dir, checkpoint_, check=word2vec_only)
     return r, exp.task, path
 
 

@@ -22,7 +22,7 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     """Continue a prompt with a trained language model (reproducible with --seed)."""
     import numpy as np
 
-    from npdl.cli.train import open_trained
+    from npdl import experiment
     from npdl.train.generate import sample as draw
 
     if length < 0:
@@ -39,7 +39,7 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
             raise fail(f"run {r.name} has no saved vocabulary in {r.artifacts}; it cannot be sampled from")
 
     # the vocabulary comes from the run's artifacts, so sampling needs no dataset on disk
-    r, exp, _, _ = open_trained(run, runs_dir, checkpoint_, data_root, check=language_model_only)
+    r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, data_root, check=language_model_only)
     data = exp.data
     ids, unknown = data.encode_prompt(prompt)
     if unknown:

@@ -25,7 +25,7 @@ def predict(run: str = typer.Argument(..., help="Run folder (or unique name pref
     """Classify a question pair (duplicate probability) or a text with a trained classifier run."""
     import numpy as np
 
-    from npdl.cli.train import open_trained
+    from npdl import experiment
 
     given = [t for t in pair if t is not None] if pair else []  # click may hand over (None, None)
     if given and texts:
@@ -38,7 +38,7 @@ def predict(run: str = typer.Argument(..., help="Run folder (or unique name pref
             raise UsageError(f"run {r.name} is not a text classifier (task {exp.data.task}); npdl predict needs one")
 
     # sizes from the saved tokenizer: no dataset needed
-    r, exp, _, _ = open_trained(run, runs_dir, checkpoint_, check=classifier_only)
+    r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, check=classifier_only)
     batch, truncated = exp.data.encode_texts(inputs)
     if truncated:
         err_console.print(f"note: the input is longer than the model's max_len ({exp.data.max_len} tokens); "

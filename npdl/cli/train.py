@@ -108,31 +108,6 @@ def _open_run(spec: str, runs_dir: Path):
     return run, cfg
 
 
-def open_trained(spec: str, runs_dir: Path, checkpoint_: str = "best", data_root: Path | None = None,
-                 prepare: bool = False, check=None):
-    """A run's experiment with a checkpoint's weights loaded, model in eval mode.
-
-    ``checkpoint_``: best | last | step-N | a path ("best" falls back to "last" when a run has no
-    best yet). ``prepare=False`` reads no dataset: sizes and vocabularies come from the run's
-    artifacts. ``check(run, exp)`` may raise a usage error before any weights are read.
-    Returns ``(run, exp, checkpoint path, checkpoint state)``.
-    """
-    from npdl import experiment
-    from npdl.train import checkpoint
-
-    run, cfg = _open_run(spec, runs_dir)
-    exp = experiment.build(cfg, data_root, prepare=prepare, run_dir=run.artifacts)
-    if check is not None:
-        check(run, exp)
-    path = run.checkpoint_path(checkpoint_)
-    if checkpoint_ == "best" and not path.is_file():
-        path = run.checkpoint_path("last")
-    state = checkpoint.load(path)
-    exp.model.load_state_dict(state["model"])
-    exp.model.eval()
-    return run, exp, path, state
-
-
 def _resume(spec: str, runs_dir: Path, data_root: Path | None) -> None:
     from npdl import experiment
     from npdl.train import checkpoint
@@ -208,22 +183,21 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
           task_: str = typer.Option(None, "--task", help="A task-specific evaluation (e.g. analogy).")):
     """Evaluate a run's checkpoint on a split; prints a table and writes it into the run."""
-    r, exp, path, state = open_trained(run, runs_dir, checkpoint_, data_root, prepare=True)
+    from npdl import experiment
+
+    r, exp, path, state = experiment.from_run(run, runs_dir, checkpoint_, data_root, prepare=True)
+    evaluate = exp.task.evaluate
     if task_:
         evaluate = getattr(exp.task, f"evaluate_{task_}", None)
         if evaluate is None:
             raise fail(f"this run's task ({exp.data.task}) has no '{task_}' evaluation")
-        # task evaluations that work on a split (beam search) get --split; others have their own data
-        if "split" in inspect.signature(evaluate).parameters:
-            if split not in exp.data.splits():
-                raise fail(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
-            metrics = evaluate(split)
-        else:
-            metrics = evaluate()
-    else:
+    # task evaluations that work on a split (beam search) get --split; others have their own data
+    if "split" in inspect.signature(evaluate).parameters:
         if split not in exp.data.splits():
             raise fail(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
-        metrics = exp.task.evaluate(split)
+        metrics = evaluate(split)
+    else:
+        metrics = evaluate()
     table = Table(title=f"{r.name}: {task_ or split} ({path.name})")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from npdl.cli.app import UsageError, command, err_console, fail
-from npdl.cli.train import RUNS_HELP, ROOT_HELP, open_trained
+from npdl.cli.train import RUNS_HELP, ROOT_HELP
 
 
 @command()
@@ -28,11 +28,13 @@ def translate(run: str = typer.Argument(..., help="Run folder (or unique name pr
               runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
               data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
     """Translate sentences with a seq2seq run (greedy or beam search, KV-cached)."""
+    from npdl import experiment
+
     def seq2seq_only(r, exp):
         if exp.data.task != "seq2seq":
             raise fail(f"run {r.name} trains a '{exp.data.task}' task; npdl translate needs a seq2seq run")
 
-    r, exp, _, _ = open_trained(run, runs_dir, checkpoint_, data_root, check=seq2seq_only)
+    r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, data_root, check=seq2seq_only)
 
     lines = [line.rstrip("\r\n") for line in sys.stdin] if texts == ["-"] else list(texts)
     sources, slots = [], []
