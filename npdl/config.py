@@ -29,17 +29,6 @@ class Config:
     source: str
     locations: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    def get(self, path: str, default=None):
-        node = self.data
-        for part in path.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                return default
-        return node
-
     def where(self, path: str) -> str:
         """'file:line' of the longest known prefix of ``path`` (for a missing key: its parent)."""
         parts = path.split(".") if path else []

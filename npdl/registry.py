@@ -109,7 +109,7 @@ class Registry:
         for p in self.parameters(name).values():
             text = p.name
             if p.annotation is not inspect.Parameter.empty:
-                text += f": {_type_name(p.annotation)}"
+                text += f": {schema.short(p.annotation)}"
             if p.default is not inspect.Parameter.empty:
                 text += f" = {p.default!r}"
             parts.append(text)
@@ -173,10 +173,6 @@ class Registry:
             raise ConfigError(problems)
         kwargs = {k: schema.coerce(v, params[k].annotation) for k, v in spec.items() if k != "type"}
         return self._entries[spec["type"]](**kwargs, **accepted)
-
-
-def _type_name(ann) -> str:
-    return schema.short(ann)
 
 
 LAYERS = Registry("layer")

@@ -25,7 +25,6 @@ import numpy as np
 
 from npdl.atomic import atomic_write as _atomic_write
 
-STATUS_RESUMABLE = ("interrupted", "running")
 
 
 class RunError(ValueError):

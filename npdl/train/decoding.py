@@ -53,11 +53,6 @@ def _strip(row: np.ndarray, eos: int) -> np.ndarray:
     return row[row != PAD_ID]
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 def _top_indices(x: np.ndarray, w: int) -> np.ndarray:
     """Column indices of the ``w`` largest entries of each row of x (N, V), best first.
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from npdl.atomic import atomic_write
 from npdl.core import random as _random
 from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from npdl.registry import ConfigError, did_you_mean
@@ -79,6 +80,7 @@ class Trainer:
         self._stop_requested = False
         self._wall = 0.0
         self._last_saved = -1
+        self._params: list | None = None  # filled at the first optimizer step
         self._last_eval = -1
 
     def _qualified(self, metric: str) -> str:
@@ -95,14 +97,17 @@ class Trainer:
                   "best": dataclasses.asdict(self.best),
                   "early": self.early.state_dict() if self.early else None})
 
-    def save(self, which: str) -> None:
+    def save(self, *names: str) -> None:
+        """Checkpoint the current state as each of ``names`` ('last', 'best', 'step-N'):
+        serialised once, the other names get copies of the same bytes."""
         if self.run is None:
             return
-        path = self.run.checkpoint_path(which)
-        checkpoint.save(path, **self.state())
-        if which == "last":
+        first = checkpoint.save(self.run.checkpoint_path(names[0]), **self.state())
+        for which in names[1:]:
+            atomic_write(self.run.checkpoint_path(which), first.read_bytes())
+        if "last" in names:
             self._last_saved = self.step
-        if which.startswith("step-"):
+        if any(which.startswith("step-") for which in names):
             steps = sorted(self.run.checkpoints.glob("step-*.npz"))
             for old in steps[: max(len(steps) - self.settings.keep_last, 0)]:
                 old.unlink(missing_ok=True)
@@ -214,8 +219,7 @@ class Trainer:
                 if s.checkpoint_every and self.step % s.checkpoint_every == 0:
                     self._wall_update(started)
                     started = time.perf_counter()
-                    self.save(f"step-{self.step}")
-                    self.save("last")
+                    self.save(f"step-{self.step}", "last")
                 if self._stop_requested:
                     self._wall_update(started)
                     self.save("last")
@@ -245,7 +249,9 @@ class Trainer:
     def _optimizer_step(self) -> float:
         """Clip, check, update, advance the schedule; returns the lr this step used."""
         s = self.settings
-        params = list(self.model.parameters())
+        if self._params is None:  # the parameters are fixed once the model is built
+            self._params = list(self.model.parameters())
+        params = self._params
         if s.grad_clip_value:
             clip_grad_value_(params, s.grad_clip_value)
         # the norm is checked every step, clipping or not: a non-finite gradient must never
