@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import npdl
+import npdl.functional as F
 from npdl.cli import app
 from npdl.data.text_batching import pad_batch
 from npdl.models.seq2seq import TransformerSeq2Seq
@@ -148,7 +149,7 @@ def test_beam_search_finds_at_least_greedys_probability():
     def logprob(i, y):
         with npdl.no_grad():
             tgt = np.concatenate([[2], y])[None]
-            lp = decoding._log_softmax(m(src[i:i + 1], sm[i:i + 1], tgt).data[0])
+            lp = F.log_softmax(m(src[i:i + 1], sm[i:i + 1], tgt), axis=-1).data[0]
         full = np.concatenate([y, [3]])
         return lp[np.arange(len(full)), full].sum()
 
