@@ -114,6 +114,18 @@ def test_backward_on_non_scalar_needs_grad():
     np.testing.assert_allclose(x.grad, 2 * np.ones((2, 3)))
 
 
+def test_backward_on_a_leaf_seeds_its_own_grad():
+    x = npdl.tensor([1.5], requires_grad=True)
+    x.backward()
+    np.testing.assert_array_equal(x.grad, [1.0])
+    seed = np.full((2, 2), 3.0, np.float32)
+    w = npdl.zeros(2, 2, requires_grad=True)
+    w.backward(seed)
+    w.backward(seed)                      # accumulates; the caller's array is never aliased
+    np.testing.assert_array_equal(w.grad, 6.0)
+    np.testing.assert_array_equal(seed, 3.0)
+
+
 def test_backward_without_graph_is_clear_error():
     with pytest.raises(RuntimeError, match="does not require grad"):
         npdl.ones(3).sum().backward()

@@ -194,13 +194,14 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             raise RuntimeError(
                 f"backward() without a `grad` argument needs a scalar, but this tensor has shape "
                 f"{root.shape}; reduce it first (e.g. .sum() or .mean()) or pass grad=<array of that shape>.")
-        grad = np.ones(root.data.shape, root.data.dtype)
+        grad, owned = np.ones(root.data.shape, root.data.dtype), True
     else:
+        owned = False  # np.asarray may share the caller's array
         grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
         if grad.shape != root.shape:
             raise ValueError(f"backward(grad=...): grad has shape {grad.shape}, tensor has shape {root.shape}")
     if root._ctx is None:
-        _accumulate_leaf(root, grad)
+        _accumulate_leaf(root, grad, owned)
         return
     order = _reachable_nodes(root._ctx)
     _seed(root, grad)
