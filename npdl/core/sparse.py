@@ -50,31 +50,43 @@ class RowSparseGrad:
     def dtype(self):
         return self.values.dtype
 
-    def coalesce(self) -> "RowSparseGrad":
-        """Merge repeated rows so each index appears once (sorted)."""
+    def coalesce(self) -> "CoalescedRowGrad":
+        """Merge repeated rows so each index appears once (sorted); merging again is free."""
         rows, values = coalesce_rows(self.rows, self.values)
-        return RowSparseGrad(rows, values, self.shape)
+        return CoalescedRowGrad(rows, values, self.shape)
 
     def to_dense(self) -> np.ndarray:
         """The full (num_rows, *D) gradient."""
-        return scatter_add_rows(self.rows, self.values, self.shape[0])
+        c = self.coalesce()
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        out[c.rows] = c.values
+        return out
 
     def __add__(self, other):
         if isinstance(other, RowSparseGrad):
             return RowSparseGrad(np.concatenate([self.rows, other.rows]),
                                  np.concatenate([self.values, other.values]), self.shape)
         dense = np.array(other, copy=True)
-        if self.rows.size:
-            rows, summed = coalesce_rows(self.rows, self.values)
-            dense[rows] += summed
+        c = self.coalesce()
+        dense[c.rows] += c.values
         return dense
 
     __radd__ = __add__
 
     def __mul__(self, scalar):
-        return RowSparseGrad(self.rows, self.values * scalar, self.shape)
+        return type(self)(self.rows, self.values * scalar, self.shape)
 
     __rmul__ = __mul__
 
     def __repr__(self) -> str:
         return f"RowSparseGrad(shape={self.shape}, rows={self.rows.size})"
+
+
+class CoalescedRowGrad(RowSparseGrad):
+    """A ``RowSparseGrad`` whose rows are unique and sorted already, so ``coalesce()`` is free
+    (what ``coalesce`` returns, and what the word2vec kernels produce directly)."""
+
+    __slots__ = ()
+
+    def coalesce(self) -> "CoalescedRowGrad":
+        return self

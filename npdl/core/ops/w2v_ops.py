@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from npdl.core.autograd import Function
 from npdl.core.ops.elementwise import sigmoid_array as sigmoid
 from npdl.core.parallel import map_interleaved
-from npdl.core.sparse import RowSparseGrad
+from npdl.core.sparse import CoalescedRowGrad
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -103,15 +103,6 @@ class ContextMean(Function):
 
 
 # ---- the fast path -----------------------------------------------------------------------
-class CoalescedRowGrad(RowSparseGrad):
-    """A ``RowSparseGrad`` whose rows are unique and sorted already, so ``coalesce()`` is free."""
-
-    __slots__ = ()
-
-    def coalesce(self) -> "CoalescedRowGrad":
-        return self
-
-
 class Segments:
     """The equal-key runs of a key array, for summing value rows per key.
 
