@@ -155,7 +155,7 @@ class LSTMQA(Module):
         start = (q_h, q_c) if self.reader in ("init", "input") else None
         if self.reader == "input":
             b, t = s.shape[:2]
-            rep = q_h[-1].reshape(b, 1, -1) * np.ones((1, t, 1), s.dtype)
+            rep = q_h[-1].reshape(b, 1, -1).broadcast_to((b, t, q_h.shape[-1]))
             s = concat([s, rep], axis=-1)
         _, (s_h, _) = self.story_rnn(s, start, mask=np.asarray(story_mask, bool))
         features = concat([s_h[-1], q_h[-1]], axis=-1)                                # (B, 2H)

@@ -183,7 +183,7 @@ class TransformerLM(Module):
 
     def new_state(self) -> dict:
         """An empty KV cache: one dict per layer, the position of the next token, the recent ids."""
-        return {"layers": [{} for _ in self.transformer.layers], "offset": 0,
+        return {"layers": self.transformer.new_cache(), "offset": 0,
                 "ids": np.zeros((0, 0), np.int64)}
 
     def forward(self, ids, state: dict | None = None, use_cache: bool | None = None):

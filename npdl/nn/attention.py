@@ -157,10 +157,10 @@ class MultiHeadAttention(Module):
             raise RuntimeError("multi_head_attention: a KV cache is for inference; call it under `with npdl.no_grad():` "
                                "(cached keys/values are plain arrays, so gradients would silently stop there)")
         b, e = query.shape[0], self.embed_dim
+        if "k" in cache and cache["k"].shape[0] != b:
+            raise ValueError(f"multi_head_attention: cache holds batch size {cache['k'].shape[0]}, "
+                             f"query has {b}; use a fresh cache dict per batch")
         if static_kv and "k" in cache:  # cross-attention: memory projected on the first step only
-            if cache["k"].shape[0] != b:
-                raise ValueError(f"multi_head_attention: cache holds batch size {cache['k'].shape[0]}, "
-                                 f"query has {b}; use a fresh cache dict per batch")
             return [self._proj(query, 0), wrap(cache["k"]), wrap(cache["v"])]
         arrays, layout = self._projections(query, key, value, same and not static_kv)
         if layout == "qkv":
@@ -171,9 +171,6 @@ class MultiHeadAttention(Module):
         else:
             q, k, v = (a.data for a in arrays)
         if not static_kv and "k" in cache:  # self-attention: append this step's keys/values
-            if cache["k"].shape[0] != b:
-                raise ValueError(f"multi_head_attention: cache holds batch size {cache['k'].shape[0]}, "
-                                 f"query has {b}; use a fresh cache dict per batch")
             k, v = np.concatenate([cache["k"], k], axis=1), np.concatenate([cache["v"], v], axis=1)
         cache["k"], cache["v"] = np.ascontiguousarray(k), np.ascontiguousarray(v)
         return [wrap(q), wrap(cache["k"]), wrap(cache["v"])]

@@ -96,12 +96,12 @@ class _RecurrentBase(Module):
         h = self.hidden_size
         gh = GATES[self.mode] * h
         shapes = {}
-        for pname in self._parameters:
-            layer = int(pname.split("_l")[1].split("_")[0])
-            if pname.startswith("weight_ih"):
-                shapes[pname] = (gh, input_size if layer == 0 else h * self.num_directions)
-            else:
-                shapes[pname] = (gh, h) if pname.startswith("weight_hh") else (gh,)
+        for k in range(self.num_layers):
+            for d in range(self.num_directions):
+                w_ih, w_hh, *biases = self._names(k, d)
+                shapes[w_ih] = (gh, input_size if k == 0 else h * self.num_directions)
+                shapes[w_hh] = (gh, h)
+                shapes.update((b, (gh,)) for b in biases)
         init_missing(self, shapes, h, self._rng)
 
     def _time_mask(self, lengths, mask, b: int, t_len: int):

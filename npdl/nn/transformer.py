@@ -71,6 +71,12 @@ def _residual(x: Tensor, y: Tensor, dropout: Dropout) -> Tensor:
     return _ops.DropoutAdd.apply(x, y, p=p, rng=_rng(p))
 
 
+def _self_attention(layer: Module, x: Tensor, attn_mask, key_padding_mask, is_causal, cache) -> Tensor:
+    """The layer's self-attention block (encoder and decoder alike): x attends to itself."""
+    return layer.self_attn(x, x, x, key_padding_mask=key_padding_mask, attn_mask=attn_mask, is_causal=is_causal,
+                           cache=cache)
+
+
 def _feed_forward(layer: Module, x: Tensor) -> Tensor:
     """linear2(dropout(act(linear1(x)))), position-wise (§3.3); ReLU fuses with linear1 and the dropout."""
     if layer.activation == "relu":
@@ -118,16 +124,12 @@ class TransformerEncoderLayer(Module):
         x = _to_batch_first(src, self.batch_first)
         sa = (src_mask, src_key_padding_mask, is_causal, cache)
         if self.norm_first:
-            x = _residual(x, self._sa_block(_norm(self.norm1, x), *sa), self.dropout1)
+            x = _residual(x, _self_attention(self, _norm(self.norm1, x), *sa), self.dropout1)
             x = _residual(x, _feed_forward(self, _norm(self.norm2, x)), self.dropout2)
         else:
-            x = _add_norm(self.norm1, x, self._sa_block(x, *sa), self.dropout1)
+            x = _add_norm(self.norm1, x, _self_attention(self, x, *sa), self.dropout1)
             x = _add_norm(self.norm2, x, _feed_forward(self, x), self.dropout2)
         return _to_batch_first(x, self.batch_first)
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, cache):
-        return self.self_attn(x, x, x, key_padding_mask=key_padding_mask, attn_mask=attn_mask, is_causal=is_causal,
-                              cache=cache)
 
 
 @LAYERS.register("transformer_decoder_layer")
@@ -177,18 +179,14 @@ class TransformerDecoderLayer(Module):
         sa = (tgt_mask, tgt_key_padding_mask, tgt_is_causal, self_cache)
         ca = (memory, memory_mask, memory_key_padding_mask, memory_is_causal, cross_cache)
         if self.norm_first:
-            x = _residual(x, self._sa_block(_norm(self.norm1, x), *sa), self.dropout1)
+            x = _residual(x, _self_attention(self, _norm(self.norm1, x), *sa), self.dropout1)
             x = _residual(x, self._mha_block(_norm(self.norm2, x), *ca), self.dropout2)
             x = _residual(x, _feed_forward(self, _norm(self.norm3, x)), self.dropout3)
         else:
-            x = _add_norm(self.norm1, x, self._sa_block(x, *sa), self.dropout1)
+            x = _add_norm(self.norm1, x, _self_attention(self, x, *sa), self.dropout1)
             x = _add_norm(self.norm2, x, self._mha_block(x, *ca), self.dropout2)
             x = _add_norm(self.norm3, x, _feed_forward(self, x), self.dropout3)
         return _to_batch_first(x, self.batch_first)
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, cache):
-        return self.self_attn(x, x, x, key_padding_mask=key_padding_mask, attn_mask=attn_mask, is_causal=is_causal,
-                              cache=cache)
 
     def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal, cache):
         return self.multihead_attn(x, memory, memory, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
