@@ -58,6 +58,14 @@ def _is_bool_mask(index) -> bool:
     return isinstance(index, np.ndarray) and index.dtype == bool
 
 
+def _flat_rows(index: np.ndarray, n: int) -> np.ndarray:
+    """Integer indices into an axis of length n, flattened, negatives made positive."""
+    rows = index.reshape(-1)
+    if rows.size and rows.min() < 0:
+        rows = np.where(rows < 0, rows + n, rows)
+    return rows
+
+
 class GetItem(Function):
     """z = x[index] for basic slices, integer arrays and boolean masks."""
 
@@ -70,10 +78,9 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, g):
         index = ctx.index
-        if isinstance(index, np.ndarray) and index.dtype.kind in "iu" and len(ctx.shape) >= 1:
+        if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
             # row gather (the common case): sort + reduceat instead of np.add.at
-            rows = index.reshape(-1)
-            rows = np.where(rows < 0, rows + ctx.shape[0], rows)
+            rows = _flat_rows(index, ctx.shape[0])
             return scatter_add_rows(rows, g.reshape((rows.size,) + ctx.shape[1:]), ctx.shape[0])
         out = np.zeros(ctx.shape, dtype=g.dtype)
         if _is_basic(index) or _is_bool_mask(index):
@@ -106,9 +113,7 @@ class Take(Function):
     @staticmethod
     def backward(ctx, g):
         idx, axis, shape = ctx.indices, ctx.axis, ctx.shape
-        rows = idx.reshape(-1)
-        if rows.size and rows.min() < 0:
-            rows = np.where(rows < 0, rows + shape[axis], rows)
+        rows = _flat_rows(idx, shape[axis])
         if axis == 0:
             values = g.reshape((rows.size,) + shape[1:])
             if ctx.padding_idx is not None:

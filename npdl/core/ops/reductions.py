@@ -60,9 +60,8 @@ class Mean(Function):
 
 
 class _Extreme(Function):
-    """Shared max/min: the gradient goes to the extreme entries, split evenly on ties."""
-
-    reduce = staticmethod(np.max)
+    """Shared max/min: the gradient goes to the extreme entries, split evenly on ties.
+    Subclasses set ``reduce``."""
 
     @classmethod
     def forward(cls, ctx, x, axis=None, keepdims=False):
@@ -124,7 +123,8 @@ class LogSumExp(Function):
         e = np.exp(x - m)
         s = e.sum(axis=axes, keepdims=True)
         out = np.log(s) + m
-        ctx.saved = e / s
+        e /= s                                     # softmax, in place: the gradient's factor
+        ctx.saved = e
         ctx.axes, ctx.keepdims = axes, keepdims
         return out if keepdims else np.squeeze(out, axis=axes)
 
