@@ -102,12 +102,10 @@ def nll_loss(log_probs: Tensor, targets, ignore_index: int | None = None, reduct
     t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     n_cls = log_probs.shape[-1]
     flat = log_probs.reshape(-1, n_cls)
-    tf = t.reshape(-1)
-    valid = np.ones(tf.shape, bool) if ignore_index is None else tf != ignore_index
-    safe = np.where(valid, tf, 0)
-    if safe.size and (safe.min() < 0 or safe.max() >= n_cls):
-        raise IndexError(f"nll_loss: target {safe[(safe < 0) | (safe >= n_cls)][0]} is out of range for {n_cls} classes")
-    picked = -flat[np.arange(tf.size), safe] * valid
+    safe, valid = _loss.flat_targets(t, n_cls, ignore_index, "nll_loss")
+    if valid is None:
+        valid = np.ones(safe.shape, bool)
+    picked = -flat[np.arange(safe.size), safe] * valid
     if reduction == "none":
         return picked.reshape(t.shape)
     total = picked.sum()

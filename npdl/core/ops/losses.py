@@ -15,6 +15,20 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def flat_targets(targets: np.ndarray, n_cls: int, ignore_index: int | None, op: str):
+    """Class-index targets (...) -> (flat (N,) ids with ignored ones set to 0, valid mask (N,) or
+    None without ``ignore_index``). Raises IndexError for an id outside [0, n_cls)."""
+    t = targets.reshape(-1)
+    valid = None
+    if ignore_index is not None:
+        valid = t != ignore_index
+        t = np.where(valid, t, 0)
+    if t.size and (t.min() < 0 or t.max() >= n_cls):
+        bad = t[(t < 0) | (t >= n_cls)][0]
+        raise IndexError(f"{op}: target {bad} is out of range for {n_cls} classes")
+    return t, valid
+
+
 class CrossEntropy(Function):
     """Softmax cross-entropy with integer targets.
 
@@ -34,14 +48,7 @@ class CrossEntropy(Function):
                              f"logits shape {logits.shape} without its class axis")
         n_cls = logits.shape[-1]
         x = logits.reshape(-1, n_cls)
-        t = targets.reshape(-1)
-        valid = None
-        if ignore_index is not None:
-            valid = t != ignore_index
-            t = np.where(valid, t, 0)
-        if t.size and (t.min() < 0 or t.max() >= n_cls):
-            bad = t[(t < 0) | (t >= n_cls)][0]
-            raise IndexError(f"cross_entropy: target {bad} is out of range for {n_cls} classes")
+        t, valid = flat_targets(targets, n_cls, ignore_index, "cross_entropy")
         rows = np.arange(t.size)
         # one (N, C) buffer: shift, pick the target logits, exponentiate in place, normalise
         p = x - x.max(axis=1, keepdims=True)
