@@ -8,12 +8,16 @@ without its files so ``npdl check`` works before any download.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
+from npdl.atomic import atomic_write
 from npdl.data import download, parsers, synthetic
 from npdl.data.loader import ArrayLoader
+from npdl.data.sources import DataError
 from npdl.registry import DATASETS
 from npdl.schema import NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -73,6 +77,25 @@ class Dataset:
 
     def load_artifacts(self, run_dir) -> None:
         """Restore what ``save_artifacts`` stored (before ``prepare``)."""
+
+    @staticmethod
+    def write_json_artifact(run_dir, name: str, payload: dict) -> None:
+        """``payload`` as ``run_dir/name``, written atomically (never half a file)."""
+        atomic_write(Path(run_dir) / name, json.dumps(payload))
+
+    @staticmethod
+    def read_json_artifact(run_dir, name: str) -> dict | None:
+        """What ``write_json_artifact`` stored, or None when the run has no such file.
+
+        Raises: DataError: the file is not valid JSON.
+        """
+        path = Path(run_dir) / name
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            raise DataError(f"{path}: not a saved npdl artifact ({exc})") from None
 
     def _check_split(self, split: str) -> None:
         if split not in self.splits():

@@ -18,7 +18,6 @@ bAbI (Weston et al. 2015, arXiv:1502.05698) lives in ``npdl.data.qa_data`` and r
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -113,12 +112,12 @@ class LMDataset(Dataset):
 
     def save_artifacts(self, run_dir) -> None:
         data = {"level": self.level, "lowercase": self.lowercase, "vocab": self.vocab.to_dict()}
-        (Path(run_dir) / VOCAB_FILE).write_text(json.dumps(data))
+        self.write_json_artifact(run_dir, VOCAB_FILE, data)
 
     def load_artifacts(self, run_dir) -> None:
-        path = Path(run_dir) / VOCAB_FILE
-        if path.is_file():
-            self.vocab = Vocab.from_dict(json.loads(path.read_text())["vocab"])
+        saved = self.read_json_artifact(run_dir, VOCAB_FILE)
+        if saved is not None:
+            self.vocab = Vocab.from_dict(saved["vocab"])
 
     # ---- text <-> ids (for sampling) -----------------------------------------------------
     def tokenize(self, text: str) -> list[str]:

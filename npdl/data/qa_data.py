@@ -16,8 +16,6 @@ questions chosen with seed 0, the same for every run.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -128,11 +126,9 @@ class Babi(Dataset):
         return ids, mask, ids[:, :3].copy(), mask[:, :3].copy(), np.zeros(2, np.int64)
 
     def save_artifacts(self, run_dir) -> None:
-        data = {"vocab": self.vocab.to_dict(), "answers": self.answers}
-        (Path(run_dir) / VOCAB_FILE).write_text(json.dumps(data))
+        self.write_json_artifact(run_dir, VOCAB_FILE, {"vocab": self.vocab.to_dict(), "answers": self.answers})
 
     def load_artifacts(self, run_dir) -> None:
-        path = Path(run_dir) / VOCAB_FILE
-        if path.is_file():
-            data = json.loads(path.read_text())
+        data = self.read_json_artifact(run_dir, VOCAB_FILE)
+        if data is not None:
             self.vocab, self.answers = Vocab.from_dict(data["vocab"]), list(data["answers"])

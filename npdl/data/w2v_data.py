@@ -30,13 +30,11 @@ summed: with a tiny vocabulary (every word many times per batch) lower ``batch_s
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from npdl.atomic import atomic_write
 from npdl.data import download, parsers
 from npdl.data.datasets import Dataset
 from npdl.data.loader import epoch_rng
@@ -234,16 +232,16 @@ class Word2VecCorpus(Dataset):
         return NoiseSampler(self.vocab.counts, self.ns_exponent)
 
     def save_artifacts(self, run_dir) -> None:
-        atomic_write(Path(run_dir) / VOCAB_FILE, json.dumps({"vocab": self.vocab.to_dict(), "n_words": self.n_words}))
+        self.write_json_artifact(run_dir, VOCAB_FILE, {"vocab": self.vocab.to_dict(), "n_words": self.n_words})
 
     def load_artifacts(self, run_dir) -> None:
         path = Path(run_dir) / VOCAB_FILE
-        if not path.is_file():
+        saved = self.read_json_artifact(run_dir, VOCAB_FILE)
+        if saved is None:
             raise DataError(f"{path} is missing: this run has no saved word2vec vocabulary")
         try:
-            saved = json.loads(path.read_text())
             self.vocab, self.n_words = Vocab.from_dict(saved["vocab"]), saved.get("n_words")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{path}: not a word2vec vocabulary ({exc})") from None
 
 
