@@ -68,16 +68,21 @@ class Seq2SeqData(Dataset):
         self._loaders: dict[str, BucketLoader] = {}
 
     # ---- ids --------------------------------------------------------------------------
+    def _target_ids(self, ids) -> tuple[np.ndarray, bool]:
+        """Token ids (no markers) -> their first max_len - 1 (room for <bos>/<eos>), truncated flag."""
+        ids = list(ids)
+        return np.asarray(ids[: self.max_len - 1], np.int64), len(ids) > self.max_len - 1
+
     def _source_ids(self, ids) -> tuple[np.ndarray, bool]:
         """Token ids (no markers) -> source array with <eos>, truncated to max_len (flag)."""
-        ids = list(ids)
-        cut = len(ids) > self.max_len - 1
-        return np.asarray(ids[: self.max_len - 1] + [EOS_ID], np.int64), cut
+        kept, cut = self._target_ids(ids)
+        return np.append(kept, EOS_ID), cut
 
-    def _target_ids(self, ids) -> tuple[np.ndarray, bool]:
-        ids = list(ids)
-        cut = len(ids) > self.max_len - 1
-        return np.asarray(ids[: self.max_len - 1], np.int64), cut
+    @staticmethod
+    def _until_eos(ids) -> list[int]:
+        """Generated ids as ints, cut before the first <eos>."""
+        ids = [int(i) for i in np.asarray(ids).ravel()]
+        return ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids
 
     def _store(self, split: str, src_tokens, tgt_tokens) -> None:
         srcs, tgts, cut = [], [], 0
@@ -104,9 +109,17 @@ class Seq2SeqData(Dataset):
     def make_batch(self, split: str, index: np.ndarray) -> Seq2SeqBatch:
         index = np.asarray(index)
         src, src_mask = pad_batch([self.src[split][i] for i in index])
+        # the targets are padded once, with one free column: <bos> + y and y + <eos> are its two shifts
         ys = [self.tgt[split][i] for i in index]
-        tgt_in, tgt_mask = pad_batch([np.concatenate([[BOS_ID], y]) for y in ys])
-        tgt_out, _ = pad_batch([np.concatenate([y, [EOS_ID]]) for y in ys])
+        n = np.array([len(y) for y in ys], np.int64)
+        y, _ = pad_batch(ys)
+        rows = np.arange(len(ys))
+        tgt_in = np.zeros((len(ys), y.shape[1] + 1), np.int64)
+        tgt_in[:, 0], tgt_in[:, 1:] = BOS_ID, y
+        tgt_out = np.zeros_like(tgt_in)
+        tgt_out[:, :-1] = y
+        tgt_out[rows, n] = EOS_ID
+        tgt_mask = np.arange(tgt_in.shape[1]) <= n[:, None]
         return Seq2SeqBatch(src, src_mask, tgt_in, tgt_out, tgt_mask, index)
 
     def loader(self, split: str) -> BucketLoader:
@@ -191,10 +204,7 @@ class Multi30k(Seq2SeqData):
         return self._source_ids(self.src_tok.encode(text))
 
     def decode_target(self, ids) -> str:
-        ids = [int(i) for i in np.asarray(ids).ravel()]
-        if EOS_ID in ids:
-            ids = ids[: ids.index(EOS_ID)]
-        return self.tgt_tok.decode(ids).strip()
+        return self.tgt_tok.decode(self._until_eos(ids)).strip()
 
     def references(self, split: str) -> list[str]:
         return list(self.raw[split][1])
@@ -263,9 +273,7 @@ class _SymbolSeq2Seq(Seq2SeqData):
         return self._source_ids(ids)
 
     def decode_target(self, ids) -> str:
-        ids = [int(i) for i in np.asarray(ids).ravel()]
-        if EOS_ID in ids:
-            ids = ids[: ids.index(EOS_ID)]
+        ids = self._until_eos(ids)
         return " ".join(str(i - N_SPECIAL) if i >= N_SPECIAL else f"<{i}>" for i in ids if i != BOS_ID)
 
     def references(self, split: str) -> list[str]:
