@@ -16,7 +16,7 @@ import numpy as np
 
 from npdl.atomic import atomic_write
 from npdl.data import download, parsers, synthetic
-from npdl.data.loader import ArrayLoader
+from npdl.data.loader import ArrayLoader, held_out
 from npdl.data.sources import DataError
 from npdl.registry import DATASETS
 from npdl.schema import NonNegativeInt, PositiveFloat, PositiveInt
@@ -164,11 +164,9 @@ class _IdxImages(ArrayClassification):
         x, y = raw["train"]
         if self.val_size >= len(y):
             raise ValueError(f"{self.source}: val_size {self.val_size} leaves no training data ({len(y)} examples)")
-        # a fixed split (seed 0), the same for every run, so val metrics are comparable across runs
-        order = np.random.default_rng(0).permutation(len(y))
-        val, train = order[: self.val_size], order[self.val_size:]
+        train, val = held_out(len(y), self.val_size)
         xs = prep(x)
-        self.arrays = {"train": (xs[np.sort(train)], y[np.sort(train)]), "val": (xs[np.sort(val)], y[np.sort(val)]),
+        self.arrays = {"train": (xs[train], y[train]), "val": (xs[val], y[val]),
                        "test": (prep(raw["test"][0]), raw["test"][1])}
         if self.val_size == 0:
             del self.arrays["val"]

@@ -14,6 +14,16 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
+SPLIT_SEED = 0  # held-out splits are fixed: they never depend on the run's seed
+
+
+def held_out(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed split of ``n`` examples: (the other indices, ``k`` held-out indices), each sorted
+    so both parts keep the file's order. The same for every run, so val metrics compare."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    return np.sort(order[k:]), np.sort(order[:k])
+
+
 class ArrayLoader:
     """Batches of aligned arrays (same first dimension), optionally reshuffled every epoch.
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from npdl.data import download, parsers
 from npdl.data.datasets import Dataset
-from npdl.data.loader import epoch_rng
+from npdl.data.loader import epoch_rng, held_out
 from npdl.data.text_batching import pad_batch
 from npdl.data.vocab import PAD, SEP, UNK, Vocab
 from npdl.registry import DATASETS
@@ -84,9 +84,7 @@ class Babi(Dataset):
             raise download.DatasetNotFoundError(f"{exc} -- run: npdl download babi (the official archive "
                                                 f"holds every task of both variants)") from None
         train = raw["train"]
-        n_val = int(round(len(train) * self.val_fraction))
-        order = np.random.default_rng(0).permutation(len(train))
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        train_idx, val_idx = held_out(len(train), int(round(len(train) * self.val_fraction)))
         parts = {"train": [train[i] for i in train_idx], "val": [train[i] for i in val_idx], "test": raw["test"]}
         if not parts["val"]:
             del parts["val"]

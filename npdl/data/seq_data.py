@@ -35,6 +35,7 @@ import numpy as np
 from npdl.data import download, parsers
 from npdl.data.datasets import Dataset
 from npdl.data.download import DatasetNotFoundError
+from npdl.data.loader import SPLIT_SEED, held_out
 from npdl.data.sources import DataError
 from npdl.data.text_batching import BucketLoader, pad_batch
 from npdl.data.tokenizers import CLS_ID, SEP_ID, BPETokenizer, Tokenizer, WordTokenizer, load_tokenizer
@@ -42,7 +43,6 @@ from npdl.registry import DATASETS
 from npdl.schema import NonNegativeInt, PositiveInt
 
 TOKENIZER_FILE = "tokenizer.json"
-SPLIT_SEED = 0  # fixed: splits never depend on the run's seed
 
 
 class PairBatch(NamedTuple):
@@ -265,8 +265,7 @@ class QQP(_QuestionPairs):
         if self.val_size >= len(train):
             raise DataError(f"qqp: data.val_size {self.val_size} leaves no training pairs ({len(train)} in "
                             "train.tsv); lower it")
-        order = np.random.default_rng(SPLIT_SEED).permutation(len(train))
-        val, rest = np.sort(order[:self.val_size]), np.sort(order[self.val_size:])
+        rest, val = held_out(len(train), self.val_size)
         return {"train": [train[i] for i in rest], "val": [train[i] for i in val], "test": glue["dev"]}
 
 
