@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from npdl.cli.app import command, console, fail
+from npdl.cli.train import RUNS_HELP
 
-RUNS_HELP = "Folder that holds the runs."
 CKPT_HELP = "best | last | step-N | a .npz path (default: best, else last)."
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import typer
 
 from npdl.cli.app import UsageError, command, console, err_console
+from npdl.cli.train import RUNS_HELP
 
-RUNS_HELP = "Folder that holds the runs."
 
 
 @command()

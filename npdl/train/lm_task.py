@@ -17,7 +17,6 @@ without disturbing the training state.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -93,7 +92,7 @@ class LanguageModelTask(Task):
             loss = F.cross_entropy(logits.reshape(-1, v), np.asarray(y).reshape(-1))
             total.add(float(loss.item()), int(np.size(y)))
         loss = total.value
-        return {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        return {"loss": loss, "perplexity": M.perplexity(loss)}
 
     def state_dict(self) -> dict:
         return {} if self.state is None else {"state": _state_arrays(self.state)}
