@@ -15,15 +15,13 @@ of per-process medians over ``steps`` timed steps after ``warmup`` untimed ones.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import time
+import itertools
 
 import numpy as np
 
-from npdl.bench import Row
-from npdl.bench.worker import run_isolated
+from npdl.bench import Row, median_ms
+from npdl.bench.worker import alternating_rounds
 
 SIZES = {
     "zaremba-small": {"vocab": 10000, "embed": 200, "hidden": 200, "layers": 2, "bptt": 20, "batch": 20},
@@ -35,17 +33,6 @@ def _windows(vocab: int, batch: int, bptt: int, n: int = 64):
     """Consecutive (x, y) windows of one random stream per row, as the PTB loader gives them."""
     data = np.random.default_rng(1).integers(0, vocab, (batch, n * bptt + 1))
     return [(data[:, i * bptt:(i + 1) * bptt], data[:, i * bptt + 1:(i + 1) * bptt + 1]) for i in range(n)]
-
-
-def _median_ms(step, steps: int, warmup: int) -> float:
-    for i in range(warmup):
-        step(i)
-    times = []
-    for i in range(steps):
-        t0 = time.perf_counter()
-        step(warmup + i)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
 
 
 def npdl_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, steps: int = 20,
@@ -61,9 +48,10 @@ def npdl_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, ba
     params = list(model.parameters())
     data = _windows(vocab, batch, bptt)
     carry = {"state": None}
+    calls = itertools.count()
 
-    def step(i):
-        x, y = data[i % len(data)]
+    def step():
+        x, y = data[next(calls) % len(data)]
         logits, state = model(x, carry["state"])
         carry["state"] = tuple(s.detach() for s in state)
         loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
@@ -72,7 +60,7 @@ def npdl_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, ba
         opt.step()
         opt.zero_grad()
 
-    return {"ms": _median_ms(step, steps, warmup)}
+    return {"ms": median_ms(step, steps, warmup)}
 
 
 def torch_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, steps: int = 20,
@@ -100,9 +88,10 @@ def torch_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, b
     windows = _windows(vocab, batch, bptt)
     data = [(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()).reshape(-1)) for x, y in windows]
     carry = {"state": None}
+    calls = itertools.count()
 
-    def step(i):
-        x, y = data[i % len(data)]
+    def step():
+        x, y = data[next(calls) % len(data)]
         logits, state = model(x, carry["state"])
         carry["state"] = tuple(s.detach() for s in state)
         loss = nn.functional.cross_entropy(logits, y)
@@ -111,22 +100,7 @@ def torch_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, b
         nn.utils.clip_grad_norm_(model.parameters(), 0.25)
         opt.step()
 
-    return {"ms": _median_ms(step, steps, warmup)}
-
-
-@contextlib.contextmanager
-def _blas_threads(threads: int | None):
-    """Child processes started inside get ``threads`` OpenBLAS threads (None: NumPy's default)."""
-    old = os.environ.get("OPENBLAS_NUM_THREADS")
-    if threads is not None:
-        os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
-    try:
-        yield
-    finally:
-        if threads is not None and old is None:
-            del os.environ["OPENBLAS_NUM_THREADS"]
-        elif threads is not None:
-            os.environ["OPENBLAS_NUM_THREADS"] = old
+    return {"ms": median_ms(step, steps, warmup)}
 
 
 def run(steps: int = 20, warmup: int = 3, rounds: int = 3, threads: int | None = None) -> list[Row]:
@@ -142,13 +116,8 @@ def run(steps: int = 20, warmup: int = 3, rounds: int = 3, threads: int | None =
         sides = {"npdl": "npdl.bench.lstm:npdl_step_ms"}
         if have_torch:
             sides["torch"] = "npdl.bench.lstm:torch_step_ms"
-        ms: dict[str, list[float]] = {k: [] for k in sides}
-        with _blas_threads(threads):
-            for r in range(rounds):
-                for name in (list(sides) if r % 2 == 0 else list(reversed(sides))):
-                    result = run_isolated(sides[name], steps=steps, warmup=warmup, **size, **extra[name])
-                    ms[name].append(result["ms"])
-        med = {k: float(np.median(v)) for k, v in ms.items()}
+        results = alternating_rounds(sides, rounds, threads, extra, steps=steps, warmup=warmup, **size)
+        med = {k: float(np.median([x["ms"] for x in v])) for k, v in results.items()}
         tokens = size["batch"] * size["bptt"]
         shape = (f"V={size['vocab']} E={size['embed']} {size['layers']}x{size['hidden']} "
                  f"T={size['bptt']} B={size['batch']}")

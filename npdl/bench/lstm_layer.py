@@ -8,14 +8,12 @@ median over alternating rounds of the two processes.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
 
 import numpy as np
 
 from npdl.bench import Row, median_ms
-from npdl.bench.worker import run_isolated
+from npdl.bench.worker import alternating_rounds
 
 SIZES = {"input_size": 128, "hidden_size": 256, "batch": 32, "seq": 35}
 
@@ -60,23 +58,6 @@ def torch_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps
     return {"ms": median_ms(step, steps, warmup)}
 
 
-@contextlib.contextmanager
-def _blas_threads(threads: int | None):
-    """Child processes started inside get ``threads`` OpenBLAS threads (None: the default)."""
-    if threads is None:
-        yield
-        return
-    old = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["OPENBLAS_NUM_THREADS"]
-        else:
-            os.environ["OPENBLAS_NUM_THREADS"] = old
-
-
 def run(steps: int = 30, warmup: int = 5, rounds: int = 3, threads: int | None = None) -> list[Row]:
     """Rows: ms/step and peak MB for npdl and torch (when installed), and their ratios.
 
@@ -90,12 +71,8 @@ def run(steps: int = 30, warmup: int = 5, rounds: int = 3, threads: int | None =
     targets = {"npdl": "npdl.bench.lstm_layer:npdl_step_ms"}
     if importlib.util.find_spec("torch") is not None:  # checked without importing it here
         targets["torch"] = "npdl.bench.lstm_layer:torch_step_ms"
-    results: dict[str, list[dict]] = {k: [] for k in targets}
     extra = {"torch": {"threads": threads or 2}, "npdl": {}}
-    with _blas_threads(threads):
-        for r in range(rounds):
-            for name in (list(targets) if r % 2 == 0 else list(reversed(targets))):
-                results[name].append(run_isolated(targets[name], steps=steps, warmup=warmup, **SIZES, **extra[name]))
+    results = alternating_rounds(targets, rounds, threads, extra, steps=steps, warmup=warmup, **SIZES)
     ms = {k: float(np.median([x["ms"] for x in v])) for k, v in results.items()}
     mb = {k: float(max(x["max_rss_mb"] for x in v)) for k, v in results.items()}
     note = f"{shape}; median of {rounds} alternating process rounds; threads={threads or 'default'}"
