@@ -16,6 +16,7 @@ import npdl.optim  # noqa: F401  (registers optimizers and schedules)
 from npdl import schema
 from npdl.config import SECTIONS, Config
 from npdl.data import datasets as _datasets  # noqa: F401  (registers datasets)
+from npdl.nn.module import evaluating
 from npdl.optim.schedules import LRScheduler
 from npdl.registry import (DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, ConfigError, Problem, did_you_mean,
                            import_optional)
@@ -218,10 +219,5 @@ def from_run(spec, runs_dir="runs", checkpoint: str = "best", root=None, prepare
 
 def _materialize(model, task, data) -> None:
     """One forward pass on an example batch, in eval mode, so lazily sized layers exist."""
-    was = model.training
-    model.eval()
-    try:
-        with npdl.no_grad():
-            task.dry_run(data.example_batch())
-    finally:
-        model.train(was)
+    with evaluating(model), npdl.no_grad():
+        task.dry_run(data.example_batch())

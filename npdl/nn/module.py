@@ -6,6 +6,7 @@ attribute registers it. Dotted names (``encoder.layers.0.attn.wq``) are the keys
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Iterator
 
@@ -341,3 +342,18 @@ class ModuleDict(Module):
 
     def values(self):
         return self._modules.values()
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """``with evaluating(model): ...`` runs in eval mode (no dropout, running statistics) and
+    restores the model's previous mode after. Anything without ``eval``/``train`` is left alone."""
+    if not hasattr(model, "eval"):
+        yield model
+        return
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

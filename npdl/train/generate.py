@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 import npdl
+from npdl.nn.module import evaluating
 
 
 def next_token_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
@@ -68,20 +69,13 @@ def sample(model, prompt_ids, length: int, temperature: float = 1.0, top_k: int 
         raise ValueError(f"sample: length must be >= 0, got {length}")
     rng = rng if rng is not None else np.random.default_rng()
     out = np.empty(length, np.int64)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        with npdl.no_grad():
-            logits, state = model(prompt[None, :], None)
-            for i in range(length):
-                p = next_token_distribution(logits.data[0, -1], temperature, top_k)
-                # inverse-CDF draw: one uniform per token, so a seed fixes the whole sequence
-                tok = min(int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right")), p.size - 1)
-                out[i] = tok
-                if i + 1 < length:
-                    logits, state = model(np.array([[tok]], np.int64), state)
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
+    with evaluating(model), npdl.no_grad():
+        logits, state = model(prompt[None, :], None)
+        for i in range(length):
+            p = next_token_distribution(logits.data[0, -1], temperature, top_k)
+            # inverse-CDF draw: one uniform per token, so a seed fixes the whole sequence
+            tok = min(int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right")), p.size - 1)
+            out[i] = tok
+            if i + 1 < length:
+                logits, state = model(np.array([[tok]], np.int64), state)
     return out

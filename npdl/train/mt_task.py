@@ -29,6 +29,7 @@ import numpy as np
 import npdl
 import npdl.core.functional as F
 from npdl.data.text_batching import pad_batch
+from npdl.nn.module import evaluating
 from npdl.registry import ConfigError, Problem
 from npdl.schema import NonNegativeFloat, PositiveInt
 from npdl.train import decoding
@@ -94,9 +95,7 @@ class Seq2SeqTask(Task):
         max_len = opts.max_decode_len if max_len is None else max_len
         order = np.argsort([len(s) for s in sources], kind="stable")     # similar lengths share a batch
         out: list[np.ndarray | None] = [None] * len(sources)
-        was = self.model.training
-        self.model.eval()
-        try:
+        with evaluating(self.model):
             for lo in range(0, len(order), opts.decode_batch):
                 idx = order[lo: lo + opts.decode_batch]
                 src, mask = pad_batch([sources[i] for i in idx])
@@ -107,8 +106,6 @@ class Seq2SeqTask(Task):
                                                 use_cache=use_cache)
                 for i, h in zip(idx, hyps):
                     out[i] = h
-        finally:
-            self.model.train(was)
         return out
 
     def _score(self, split: str, beam_size: int, limit: int | None = None) -> dict[str, float]:

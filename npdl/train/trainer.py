@@ -18,6 +18,7 @@ import numpy as np
 
 from npdl.atomic import atomic_write
 from npdl.core import random as _random
+from npdl.nn.module import evaluating
 from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from npdl.registry import ConfigError, did_you_mean
 from npdl.runs import Run
@@ -142,12 +143,8 @@ class Trainer:
             self.run.log(event)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with evaluating(self.model):
             return self.task.evaluate(split)
-        finally:
-            self.model.train(was_training)
 
     # ---- the loop ------------------------------------------------------------------------
     def _finished(self) -> bool:
