@@ -27,6 +27,7 @@ previous symbol, so a working model reaches 100% sequence accuracy.
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import ClassVar, Literal, NamedTuple
 
@@ -109,7 +110,7 @@ class Ragged:
     def __init__(self, seqs):
         lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
-        self.flat = np.fromiter((t for s in seqs for t in s), np.int32, int(self.offsets[-1]))
+        self.flat = np.fromiter(itertools.chain.from_iterable(seqs), np.int32, int(self.offsets[-1]))
         self.lengths = lengths
 
     def __len__(self) -> int:
@@ -117,6 +118,17 @@ class Ragged:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.flat[self.offsets[i]:self.offsets[i + 1]]
+
+    def pad(self, idx: np.ndarray, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Sequences ``idx`` as (B, T) int64 ids padded with ``pad_id`` and a bool mask (True =
+        token): ``pad_batch([r[i] for i in idx])`` gathered in one go from the flat storage."""
+        n = self.lengths[idx]
+        cols = np.arange(int(n.max(initial=0)))
+        mask = cols < n[:, None]
+        pos = np.where(mask, self.offsets[idx][:, None] + cols, 0)
+        ids = np.where(mask, self.flat[pos], pad_id).astype(np.int64) if self.flat.size else \
+            np.full(mask.shape, pad_id, np.int64)
+        return ids, mask
 
 
 # ---- QQP ----------------------------------------------------------------------------------------
@@ -189,7 +201,7 @@ class _QuestionPairs(Dataset):
             train = split == "train"
 
             def make_batch(idx: np.ndarray) -> PairBatch:
-                ids, mask = pad_batch([seqs[i] for i in idx])
+                ids, mask = seqs.pad(idx)
                 segments = (np.arange(ids.shape[1]) >= starts[idx][:, None]) & mask
                 return PairBatch(ids, segments.astype(np.int64), mask, labels[idx])
 
@@ -343,9 +355,9 @@ class Alternating(Dataset):
             seqs = self.seqs[split]
 
             def make_batch(idx: np.ndarray) -> LMBatch:
-                inputs, mask = pad_batch([seqs[i][:-1] for i in idx])
-                targets, _ = pad_batch([seqs[i][1:] for i in idx])
-                return LMBatch(inputs, targets, mask)
+                full, full_mask = pad_batch([seqs[i] for i in idx])    # padded once: inputs and
+                mask = full_mask[:, 1:]                                # targets are its two shifts
+                return LMBatch(np.where(mask, full[:, :-1], 0), full[:, 1:], mask)
 
             train = split == "train"
             self._loaders[split] = BucketLoader([len(s) - 1 for s in seqs], make_batch,
