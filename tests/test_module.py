@@ -139,3 +139,8 @@ def test_orthogonal_is_orthogonal():
     assert not w.data.any()
     init.ones_(w)
     assert (w.data == 1).all()
+
+
+def test_initializer_aliases_are_the_same_functions():
+    assert init.glorot_uniform_ is init.xavier_uniform_ and init.glorot_normal_ is init.xavier_normal_
+    assert init.he_uniform_ is init.kaiming_uniform_ and init.he_normal_ is init.kaiming_normal_

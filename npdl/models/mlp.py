@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Literal
 
 from npdl.nn.conv import BatchNorm
-from npdl.nn.layers import Dropout, Flatten, Linear, activation
+from npdl.nn.layers import Dropout, Flatten, Linear
+from npdl.nn.layers import activation as make_activation
 from npdl.nn.module import Module, Sequential
 from npdl.registry import MODELS
 from npdl.schema import PositiveInt, UnitInterval
@@ -41,7 +42,7 @@ class MLP(Module):
             if i < len(sizes) - 2:
                 if batch_norm:
                     layers.append(BatchNorm(n_out))
-                layers.append(_act(activation))
+                layers.append(make_activation(activation))
                 if dropout:
                     layers.append(Dropout(dropout))
         self.layers = Sequential(*layers)
@@ -51,7 +52,3 @@ class MLP(Module):
 
     def extra_repr(self) -> str:
         return f"sizes={self.sizes}"
-
-
-def _act(name: str) -> Module:
-    return activation(name)

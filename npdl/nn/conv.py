@@ -48,7 +48,7 @@ class Conv2d(Module):
         self.weight = Parameter(np.empty((self.out_channels, in_channels) + self.kernel_size, dtype))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
         if self.use_bias:
-            bound = 1.0 / math.sqrt(in_channels * self.kernel_size[0] * self.kernel_size[1])
+            bound = 1.0 / math.sqrt(init.fans(self.weight.shape)[0])
             self.bias = Parameter(np.empty(self.out_channels, dtype))
             init.uniform_(self.bias, -bound, bound, rng)
         else:

@@ -133,10 +133,6 @@ def orthogonal_(t: Tensor, gain: float = 1.0, rng: np.random.Generator | None = 
     return _fill(t, gain * q.reshape(t.shape))
 
 
-INITIALIZERS = {
-    "xavier_uniform": xavier_uniform_, "xavier_normal": xavier_normal_, "glorot_uniform": xavier_uniform_,
-    "glorot_normal": xavier_normal_, "kaiming_uniform": kaiming_uniform_, "kaiming_normal": kaiming_normal_,
-    "he_uniform": kaiming_uniform_, "he_normal": kaiming_normal_, "lecun_normal": lecun_normal_,
-    "lecun_uniform": lecun_uniform_, "orthogonal": orthogonal_, "normal": normal_, "uniform": uniform_,
-    "zeros": lambda t, rng=None: zeros_(t), "ones": lambda t, rng=None: ones_(t),
-}
+# the other names these initialisers go by (Glorot & Bengio 2010; He et al. 2015)
+glorot_uniform_, glorot_normal_ = xavier_uniform_, xavier_normal_
+he_uniform_, he_normal_ = kaiming_uniform_, kaiming_normal_

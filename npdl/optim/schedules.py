@@ -68,6 +68,10 @@ class _Warmup(Schedule):
     def after(self, step: int) -> float:
         raise NotImplementedError
 
+    def _progress(self, step: int) -> float:
+        """Share of the decay span (warmup_steps .. total_steps) behind ``step``, at most 1."""
+        return min((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 1.0)
+
 
 def _decay_span(total_steps: int, warmup_steps: int) -> None:
     _need(total_steps > warmup_steps, "total_steps",
@@ -135,7 +139,7 @@ class Cosine(_Warmup):
         self.total_steps, self.warmup_steps, self.min_factor = total_steps, warmup_steps, min_factor
 
     def after(self, step):
-        p = min((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 1.0)
+        p = self._progress(step)
         return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
@@ -154,8 +158,7 @@ class Linear(_Warmup):
         self.total_steps, self.warmup_steps, self.min_factor = total_steps, warmup_steps, min_factor
 
     def after(self, step):
-        p = min((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 1.0)
-        return 1.0 - (1.0 - self.min_factor) * p
+        return 1.0 - (1.0 - self.min_factor) * self._progress(step)
 
 
 @SCHEDULES.register("noam")
