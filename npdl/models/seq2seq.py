@@ -28,13 +28,10 @@ from npdl.core.tensor import Tensor
 from npdl.nn.attention import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from npdl.nn.layers import Embedding, Linear
 from npdl.nn.module import Module, Parameter
+from npdl.models.transformer import as_token_ids
 from npdl.nn.transformer import TransformerDecoder, TransformerEncoder
 from npdl.registry import MODELS
 from npdl.schema import PositiveInt, UnitInterval
-
-
-def _ids(x) -> np.ndarray:
-    return np.asarray(x.data if isinstance(x, Tensor) else x)
 
 
 def _padding(mask) -> np.ndarray | None:
@@ -99,7 +96,7 @@ class TransformerSeq2Seq(Module):
         return self.src_embed if self.share_vocab else self.tgt_embed
 
     def _embed(self, table: Embedding, ids) -> Tensor:
-        x = table(_ids(ids))
+        x = table(as_token_ids(ids))
         return x * x.dtype.type(math.sqrt(self.d_model))  # §3.4: embeddings multiplied by sqrt(d_model)
 
     def project(self, h: Tensor) -> Tensor:

@@ -33,7 +33,8 @@ Activation = Literal["relu", "gelu"]
 PAD_ID = 0  # npdl.data.tokenizers.PAD_ID; a mask defaults to ids != PAD_ID
 
 
-def _ids(x) -> np.ndarray:
+def as_token_ids(x) -> np.ndarray:
+    """Token ids (B, T) as an integer array (from a Tensor or array-like); other shapes/dtypes are errors."""
     ids = np.asarray(x.data if isinstance(x, Tensor) else x)
     if ids.ndim != 2 or ids.dtype.kind not in "iu":
         raise ValueError(f"expected integer token ids of shape (B, T), got {ids.dtype} {ids.shape}")
@@ -66,7 +67,7 @@ class TokenEmbedding(Module):
             self.norm = LayerNorm(d_model)
 
     def forward(self, ids, segments=None, offset: int = 0) -> Tensor:
-        ids = _ids(ids)
+        ids = as_token_ids(ids)
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             bad = ids[(ids < 0) | (ids >= self.vocab_size)][0]
             raise ValueError(f"token id {bad} is outside the vocabulary of {self.vocab_size}")
@@ -76,7 +77,7 @@ class TokenEmbedding(Module):
         if segments is not None:
             if "segment" not in self._modules:
                 raise ValueError("this model has no segment embeddings (num_segments < 2); pass segments=None")
-            x = x + self.segment(_ids(segments))
+            x = x + self.segment(as_token_ids(segments))
         x = self.position(x, offset)
         if "norm" in self._modules:
             x = self.norm(x)
@@ -116,7 +117,7 @@ class TransformerClassifier(Module):
         self.head = Linear(num_classes, d_model, rng=rng)
 
     def forward(self, ids, segments=None, mask=None) -> Tensor:
-        ids = _ids(ids)
+        ids = as_token_ids(ids)
         mask = ids != PAD_ID if mask is None else np.asarray(mask, dtype=bool)
         if mask.shape != ids.shape:
             raise ValueError(f"mask shape {mask.shape} differs from ids shape {ids.shape}")
@@ -187,7 +188,7 @@ class TransformerLM(Module):
                 "ids": np.zeros((0, 0), np.int64)}
 
     def forward(self, ids, state: dict | None = None, use_cache: bool | None = None):
-        ids = _ids(ids)
+        ids = as_token_ids(ids)
         if use_cache is None:
             use_cache = state is not None or not is_grad_enabled()
         if state is not None and not use_cache:
