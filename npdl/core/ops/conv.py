@@ -57,16 +57,6 @@ def _col2im(cols: np.ndarray, xp_shape, kh: int, kw: int, stride, dilation, oh: 
     return gxp
 
 
-def _scatter_windows(gwin: np.ndarray, xp_shape, stride, dilation) -> np.ndarray:
-    """Adjoint of ``_windows``: add (N, C, OH, OW, KH, KW) window grads into a padded-input array."""
-    n, c, oh, ow, kh, kw = gwin.shape
-    gxp = np.zeros(xp_shape, dtype=gwin.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            _offset_slab(gxp, i, j, stride, dilation, oh, ow)[...] += gwin[:, :, :, :, i, j]
-    return gxp
-
-
 def _pad(x: np.ndarray, padding, value=0.0) -> np.ndarray:
     ph, pw = padding
     if ph == 0 and pw == 0:
@@ -183,9 +173,12 @@ class AvgPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         x_shape, xp_shape, (kh, kw), stride, padding = ctx.meta
-        share = g / g.dtype.type(kh * kw)
-        gwin = np.broadcast_to(share[..., None, None], g.shape + (kh, kw))
-        return _unpad(_scatter_windows(gwin, xp_shape, stride, (1, 1)), padding, x_shape)
+        share = g / g.dtype.type(kh * kw)           # every input of a window gets an equal share
+        gxp = np.zeros(xp_shape, dtype=g.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                _offset_slab(gxp, i, j, stride, (1, 1), *g.shape[2:])[...] += share
+        return _unpad(gxp, padding, x_shape)
 
 
 class BatchNorm(Function):
