@@ -11,22 +11,22 @@ from npdl.core import random as _random
 from npdl.core.tensor import DEFAULT_FLOAT, Tensor, _raw, _shape_arg, as_array
 
 
+def _leaf(arr: np.ndarray, requires_grad: bool) -> Tensor:
+    """A new leaf around ``arr`` exactly as given (dtype kept)."""
+    return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
+
+
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """A new tensor holding a copy of ``data`` (floats become float32 unless ``dtype``)."""
     arr = as_array(data, dtype)
     source = data.data if isinstance(data, Tensor) else data
     if arr is source:
         arr = arr.copy()
-    return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
+    return _leaf(arr, requires_grad)
 
 
 def _dt(dtype):
     return DEFAULT_FLOAT if dtype is None else dtype
-
-
-def _leaf(arr: np.ndarray, requires_grad: bool) -> Tensor:
-    """A new leaf around ``arr`` exactly as given (dtype kept)."""
-    return Tensor(arr, requires_grad=requires_grad, dtype=arr.dtype)
 
 
 def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -38,8 +38,7 @@ def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return _leaf(np.full(shape, fill_value, _dt(dtype)), requires_grad)
+    return _leaf(np.full(_shape_arg((shape,)), fill_value, _dt(dtype)), requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
