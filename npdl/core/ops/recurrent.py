@@ -172,7 +172,7 @@ def _input_side(ctx, dg, x2, w_ih, prev):
     needs, ws = ctx.needs_input_grad, ctx.ws
     t, b = dg.shape[:2]
     flat = dg.reshape(t * b, -1)
-    k = 1 + ctx.n_state                                             # index of w_ih among the inputs
+    k = 2                                                           # inputs: x, h0, w_ih, w_hh[, b_ih, b_hh]
     dx = dw_ih = dw_hh = None
     if needs[0]:
         dx = np.matmul(flat, w_ih, out=_buffer(ws, "dx", x2.shape, x2.dtype)).reshape(ctx.x_shape)
@@ -253,7 +253,7 @@ class RNNRecurrence(_Fused):
             ctx.saved = (xg, x2, s, w_ih, w_hh, m, pad)
             RNNRecurrence._remember(ctx, (x, h0, w_ih, w_hh, *biases), {
                 "mask": mask, "reverse": reverse, "nonlinearity": nonlinearity, "workspace": ws})
-            ctx.reverse, ctx.has_bias, ctx.n_state, ctx.x_shape, ctx.ws = reverse, bool(biases), 1, x.shape, ws
+            ctx.reverse, ctx.has_bias, ctx.x_shape, ctx.ws = reverse, bool(biases), x.shape, ws
         return _outputs(ws, cur, m, reverse)
 
     @staticmethod

@@ -95,7 +95,7 @@ class GRURecurrence(_Fused):
             ctx.saved = (p_all, rz_all, x2, s, w_ih, w_hh, m, pad)
             GRURecurrence._remember(ctx, (x, h0, w_ih, w_hh, *biases),
                                     {"mask": mask, "reverse": reverse, "workspace": ws})
-            ctx.reverse, ctx.has_bias, ctx.n_state, ctx.x_shape, ctx.ws = reverse, bool(biases), 1, x.shape, ws
+            ctx.reverse, ctx.has_bias, ctx.x_shape, ctx.ws = reverse, bool(biases), x.shape, ws
         return _outputs(ws, cur, m, reverse)
 
     @staticmethod
