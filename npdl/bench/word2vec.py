@@ -70,7 +70,7 @@ def _gensim(kind: str, epochs: int, words: list[str]) -> dict | None:
             "words": list(model.wv.index_to_key)}
 
 
-def run(epochs: int = 1, rounds: int = 1, root=None) -> list[Row]:
+def run(epochs: int = 1, rounds: int = 3, root=None) -> list[Row]:
     """Rows for skip-gram and CBOW: words/s of npdl and gensim, ratios, analogy accuracies."""
     from npdl.data import download, parsers
     from npdl.train.w2v_task import analogy_accuracy
