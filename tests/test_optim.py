@@ -465,6 +465,14 @@ def test_clip_grad_norm_nonfinite_leaves_grads_and_float32():
     assert dense.grad.dtype == np.float32 and sparse.grad.values.dtype == np.float32
 
 
+def test_grad_norm_of_huge_finite_float32_gradients_is_finite():
+    p = npdl.tensor(np.zeros(4, np.float32), requires_grad=True)
+    p.grad = np.full(4, 3e19, np.float32)          # each square overflows float32, the norm does not
+    assert O.grad_norm([p]) == pytest.approx(6e19, rel=1e-6)
+    assert O.clip_grad_norm_([p], 1.0) == pytest.approx(6e19, rel=1e-6)
+    np.testing.assert_allclose(p.grad, 0.5, rtol=1e-5)
+
+
 def test_clip_grad_value_clamps_summed_rows():
     dense, sparse = clip_fixture()
     O.clip_grad_value_([dense, sparse], 1.5)

@@ -78,6 +78,11 @@ def _norm(arrays: list[np.ndarray], norm_type: float) -> float:
     elif norm_type == 2.0:
         # vdot on the flat view: one BLAS call per gradient, no |g|^2 temporary
         total = math.sqrt(sum(float(np.vdot(a.ravel(), a.ravel())) for a in arrays))
+        if math.isinf(total) and all(np.isfinite(a).all() for a in arrays):
+            # a float32 dot product overflows past ~1.8e19: finite gradients get their finite norm
+            # from the arrays scaled by the largest magnitude
+            scale = max(float(np.max(np.abs(a))) for a in arrays if a.size)
+            total = scale * math.sqrt(sum(float(np.vdot((a / scale).ravel(), (a / scale).ravel())) for a in arrays))
     else:
         total = sum(float(np.sum(np.abs(a, dtype=np.float64) ** norm_type)) for a in arrays) ** (1.0 / norm_type)
     return total
