@@ -27,10 +27,14 @@ from npdl.train.trainer import Trainer, TrainSettings
 # Modules that register model families, datasets and tasks. Each is imported if it exists,
 # so a family can be developed in its own files without touching this one.
 FAMILY_MODULES = (
-    "npdl.data.w2v_data", "npdl.models.word2vec", "npdl.train.w2v_task",          # word2vec
-    "npdl.data.lm_data", "npdl.data.qa_data", "npdl.models.rnn", "npdl.train.lm_task",  # recurrent LMs, bAbI
-    "npdl.data.seq_data", "npdl.models.transformer", "npdl.train.seq_tasks",       # Transformers: classify, LM
-    "npdl.data.mt_data", "npdl.models.seq2seq", "npdl.train.mt_task",              # Transformers: seq2seq
+    "npdl.families.word2vec.data", "npdl.families.word2vec.model", "npdl.families.word2vec.task",
+    "npdl.families.language_model.data", "npdl.families.language_model.alternating",
+    "npdl.families.language_model.rnn", "npdl.families.language_model.transformer",
+    "npdl.families.language_model.task",
+    "npdl.families.qa.data", "npdl.families.qa.model", "npdl.families.qa.task",
+    "npdl.families.text_classification.data", "npdl.families.text_classification.model",
+    "npdl.families.text_classification.task",
+    "npdl.families.seq2seq.data", "npdl.families.seq2seq.model", "npdl.families.seq2seq.task",
 )
 
 

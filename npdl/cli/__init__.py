@@ -5,7 +5,8 @@ One module per command group registers its commands on ``app`` when imported.
 from npdl.cli.app import app, main  # noqa: F401
 
 
-OPTIONAL_COMMANDS = ("npdl.cli.embeddings", "npdl.cli.generate", "npdl.cli.translate", "npdl.cli.predict")
+OPTIONAL_COMMANDS = ("npdl.families.word2vec.commands", "npdl.families.language_model.commands",
+                     "npdl.families.seq2seq.commands", "npdl.families.text_classification.commands")
 
 
 def register_all() -> None:

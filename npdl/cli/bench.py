@@ -7,13 +7,21 @@ from rich.table import Table
 
 from npdl.cli.app import command, fail
 
-BENCHMARKS = ("ops", "mlp", "layers", "word2vec", "lstm", "transformer")  # transformer includes beam search
+# name -> the modules whose ``run()`` rows make its table; a family's benchmark lives in its folder
+BENCHMARKS = {
+    "ops": ("npdl.bench.ops",),
+    "mlp": ("npdl.bench.mlp",),
+    "layers": ("npdl.bench.layers",),
+    "word2vec": ("npdl.families.word2vec.bench",),
+    "lstm": ("npdl.families.language_model.bench",),
+    "transformer": ("npdl.families.text_classification.bench", "npdl.families.seq2seq.bench"),  # + beam search
+}
 
 
 def _available(name: str) -> bool:
     from importlib.util import find_spec
 
-    return find_spec(f"npdl.bench.{name}") is not None
+    return all(find_spec(module) is not None for module in BENCHMARKS[name])
 
 
 @command()
@@ -27,7 +35,7 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
     for name in chosen:
         from importlib import import_module
 
-        rows = import_module(f"npdl.bench.{name}").run()
+        rows = [row for module in BENCHMARKS[name] for row in import_module(module).run()]
         table = Table(title=f"npdl bench {name}")
         for col in ("figure", "value", "unit", "note"):
             table.add_column(col, justify="right" if col == "value" else "left")

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 import npdl
 from npdl.cli import app
-from npdl.data.seq_data import (InputTextError, MissingTokenizerError, QQPSample, encode_pair, fixed_split,
-                                truncated_lengths)
 from npdl.data.sources import DataError
 from npdl.data.tokenizers import CLS_ID, SEP_ID
+from npdl.families.text_classification.data import (InputTextError, MissingTokenizerError, QQPSample, encode_pair,
+                                                    fixed_split, truncated_lengths)
 from tests.conftest import mirrored_root, write_config
 
 runner = CliRunner()
@@ -131,7 +131,7 @@ def _write_glue_tsv(path, rows):
 
 def test_glue_qqp_splits(tmp_path):
     """GLUE layout (qqp/QQP/{train,dev}.tsv): val is a fixed held-out slice of train, test is dev."""
-    from npdl.data.seq_data import QQP
+    from npdl.families.text_classification.data import QQP
 
     train = [(f"how do i learn topic {i}?", f"what is topic {i}?", i % 3 == 0) for i in range(60)]
     dev = [(f"why is {i} odd?", f"is {i} odd?", 1) for i in range(7)]

@@ -13,12 +13,12 @@ import npdl
 from npdl import config as cfgmod
 from npdl import experiment
 from npdl.cli import app
-from npdl.data.lm_data import PTB, LMStreamLoader, TextCorpus
 from npdl.data.sources import DataError
-from npdl.models.rnn import RNNLM
+from npdl.families.language_model.data import PTB, LMStreamLoader, TextCorpus
+from npdl.families.language_model.rnn import RNNLM
+from npdl.families.language_model.sampling import next_token_distribution, sample
+from npdl.families.language_model.task import LanguageModelTask
 from npdl.train import checkpoint
-from npdl.train.generate import next_token_distribution, sample
-from npdl.train.lm_task import LanguageModelTask
 from tests.conftest import ROOT, mirrored_root, write_config
 
 runner = CliRunner()

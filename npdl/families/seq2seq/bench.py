@@ -24,7 +24,7 @@ from npdl.bench import Row
 
 def _random_setup(n: int, seed: int = 0):
     from npdl.data.text_batching import pad_batch
-    from npdl.models.seq2seq import TransformerSeq2Seq
+    from npdl.families.seq2seq.model import TransformerSeq2Seq
 
     model = TransformerSeq2Seq(8000, 8000, d_model=256, nhead=8, num_encoder_layers=3, num_decoder_layers=3,
                                dim_feedforward=512, dropout=0.1, norm_first=True, max_len=128, share_vocab=True,
@@ -56,7 +56,7 @@ def _time(fn, repeat: int) -> tuple[float, object]:
 
 def run(sentences: int = 32, beam_size: int = 4, out_len: int = 25, repeat: int = 3) -> list[Row]:
     """Sentences per second for beam search (and greedy), with and without the KV cache."""
-    from npdl.train import decoding
+    from npdl.families.seq2seq import decoding
 
     run_dir = os.environ.get("NPDL_BENCH_BEAM_RUN")
     model, src, mask, what = _run_setup(run_dir, sentences) if run_dir else _random_setup(sentences)

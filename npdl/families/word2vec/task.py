@@ -127,7 +127,7 @@ class Word2VecTask(Task):
             if self.data.vocab is not None:
                 self._noise = self.data.noise()
             else:  # `npdl check` before a download: a uniform stand-in over the declared vocabulary
-                from npdl.data.w2v_data import NoiseSampler
+                from npdl.families.word2vec.data import NoiseSampler
                 self._noise = NoiseSampler(np.ones(self.model.vocab_size))
         return self._noise
 

@@ -1,8 +1,8 @@
-"""Tasks for language models (``language_model``) and bAbI question answering (``qa``).
+"""Tasks for language models: ``language_model`` (streams, truncated BPTT) and ``sequence_lm``.
 
 Language modelling with truncated backpropagation through time (Williams & Peng 1990;
 Zaremba et al. 2014): the data hands out consecutive (B, T) windows of B parallel streams
-(``npdl.data.lm_data``), and the task carries the model's final state of one window into
+(``npdl.families.language_model.data``), and the task carries the model's final state of one window into
 the next as its initial state, DETACHED, so gradients flow through T steps only while the
 state still summarises everything read so far. The carried state starts at zero at every
 epoch start, is part of the checkpoint (``state_dict``), and so a run resumed mid-epoch
@@ -14,6 +14,11 @@ attribute ``stateful_across_batches = False``: every batch then gets ``state=Non
 Metrics: ``loss`` (mean cross-entropy, nats per token) and ``perplexity`` = exp(loss).
 Evaluation runs each split as one stream in the data's eval batch size, from a fresh state,
 without disturbing the training state.
+
+``sequence_lm``: ``model(inputs, use_cache=False) -> (logits (B, T, V), state)`` on padded
+``LMBatch``es (``npdl.families.language_model.alternating``); the loss covers the real targets
+only (``mask``), whatever the configured loss's ``ignore_index``; eval reports loss (nats per
+token), perplexity, token accuracy and sequence accuracy (every target of a sequence right).
 """
 from __future__ import annotations
 
@@ -102,26 +107,36 @@ class LanguageModelTask(Task):
 
 
 @register_task
-class QATask(Task):
-    """``model(story, story_mask, question, question_mask) -> logits (B, num_answers)``; accuracy."""
+class SequenceLMTask(Task):
+    """Next-token prediction on padded batches; ``monitor = val.loss``."""
 
-    name = "qa"
-    monitor = ("val.accuracy", "max")
+    name = "sequence_lm"
+    monitor = ("val.loss", "min")
+
+    def _flat(self, batch):
+        logits, _ = self.model(batch.inputs, use_cache=False)                  # (B, T, V)
+        mask = np.asarray(batch.mask, bool)
+        if mask.all():
+            return logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), logits
+        return logits[mask], batch.targets[mask], logits                       # (N, V), (N,)
 
     def train_step(self, batch):
-        *inputs, answer = batch
-        return self.loss_fn(self.model(*inputs), answer), len(answer)
+        flat, targets, _ = self._flat(batch)
+        return self.loss_fn(flat, targets), len(targets)
 
     def dry_run(self, batch):
-        return self.model(*batch[:-1])
+        return self.model(batch.inputs, use_cache=False)[0]
 
     @npdl.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
-        loss = M.Mean()
-        correct = count = 0
-        for *inputs, answer in self.data.loader(split).batches():
-            logits = self.model(*inputs)
-            loss.add(float(self.loss_fn(logits, answer).item()), len(answer))
-            correct += int((logits.data.argmax(axis=-1) == answer).sum())
-            count += len(answer)
-        return {"loss": loss.value, "accuracy": correct / max(count, 1)}
+        loss, tokens = M.Mean(), M.Mean()
+        right_seqs = n_seqs = 0
+        for batch in self.data.loader(split).batches():
+            flat, targets, logits = self._flat(batch)
+            loss.add(F.cross_entropy(flat, targets).item(), len(targets))
+            pred = logits.data.argmax(axis=-1)
+            tokens.add(M.accuracy(pred[batch.mask], batch.targets[batch.mask]), int(batch.mask.sum()))
+            right_seqs += int(((pred == batch.targets) | ~batch.mask).all(axis=1).sum())
+            n_seqs += len(pred)
+        return {"loss": loss.value, "perplexity": M.perplexity(loss.value), "token_accuracy": tokens.value,
+                "sequence_accuracy": right_seqs / max(n_seqs, 1)}

@@ -73,7 +73,7 @@ def _gensim(kind: str, epochs: int, words: list[str]) -> dict | None:
 def run(epochs: int = 1, rounds: int = 3, root=None) -> list[Row]:
     """Rows for skip-gram and CBOW: words/s of npdl and gensim, ratios, analogy accuracies."""
     from npdl.data import download, parsers
-    from npdl.train.w2v_task import analogy_accuracy
+    from npdl.families.word2vec.task import analogy_accuracy
 
     if not download.is_downloaded("text8_prefix", root):
         return [Row("word2vec", 0.0, "", f"skipped: text8_prefix is not in {download.data_root(root)} - run: "

@@ -39,7 +39,7 @@ def npdl_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, ba
                  warmup: int = 3) -> dict:
     """npdl's training step (rnn_lm + the language-model task's loss, clip, SGD), ms per step."""
     import npdl.core.functional as F
-    from npdl.models.rnn import RNNLM
+    from npdl.families.language_model.rnn import RNNLM
     from npdl.optim.clip import clip_grad_norm_
     from npdl.optim.optimizers import SGD
 
@@ -113,9 +113,9 @@ def run(steps: int = 20, warmup: int = 3, rounds: int = 3, threads: int | None =
     extra = {"npdl": {}, "torch": {"threads": threads or 2}}
     rows = []
     for label, size in SIZES.items():
-        sides = {"npdl": "npdl.bench.lstm:npdl_step_ms"}
+        sides = {"npdl": "npdl.families.language_model.bench:npdl_step_ms"}
         if have_torch:
-            sides["torch"] = "npdl.bench.lstm:torch_step_ms"
+            sides["torch"] = "npdl.families.language_model.bench:torch_step_ms"
         results = alternating_rounds(sides, rounds, threads, extra, steps=steps, warmup=warmup, **size)
         med = {k: float(np.median([x["ms"] for x in v])) for k, v in results.items()}
         tokens = size["batch"] * size["bptt"]

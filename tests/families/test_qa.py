@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 import npdl
 from npdl.cli import app
-from npdl.data.qa_data import Babi
-from npdl.models.rnn import LSTMQA
+from npdl.families.qa.data import Babi
+from npdl.families.qa.model import LSTMQA
 from tests.conftest import ROOT, mirrored_root
 
 runner = CliRunner()

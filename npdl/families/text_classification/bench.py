@@ -11,8 +11,8 @@ interleaved so machine noise hits both alike; the figure is the median after war
 runs with 2 threads like NumPy's OpenBLAS here. Dropout 0.1 and 0.0 are both measured
 (PyTorch's CPU dropout is slow, so the dropout-free pair isolates the rest).
 
-Beam-search decoding rows (sentences/s with and without the KV cache) are appended from
-``npdl.bench.beam`` when that module exists.
+``npdl bench transformer`` prints these rows followed by the beam-search decoding rows
+(sentences/s with and without the KV cache) of ``npdl.families.seq2seq.bench``.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _batch(rng: np.random.Generator, cfg: dict):
 def _npdl_setup(cfg: dict, dropout: float):
     import npdl
     import npdl.functional as F
-    from npdl.models.transformer import TransformerClassifier
+    from npdl.families.text_classification.model import TransformerClassifier
     from npdl.optim import Adam
 
     model = TransformerClassifier(cfg["vocab"], 2, cfg["seq"], cfg["d_model"], cfg["nhead"], cfg["num_layers"],
@@ -129,11 +129,7 @@ def run(steps: int = 10, warmup: int = 3, **config) -> list[Row]:
             rows.append(Row(f"{name} training tokens/s {tag}", tokens / sec, "tok/s", "fwd + bwd + Adam"))
         if "torch" in med:
             rows.append(Row(f"npdl / torch time {tag}", med["npdl"] / med["torch"], "x", "target <= 1.5"))
-    try:
-        from npdl.bench import beam
-    except ImportError:
-        return rows
-    return rows + beam.run()
+    return rows
 
 
 if __name__ == "__main__":

@@ -29,10 +29,10 @@ import numpy as np
 import npdl
 import npdl.core.functional as F
 from npdl.data.text_batching import pad_batch
+from npdl.families.seq2seq import decoding
 from npdl.nn.module import evaluating
 from npdl.registry import ConfigError, Problem
 from npdl.schema import NonNegativeFloat, PositiveInt
-from npdl.train import decoding
 from npdl.train import metrics as M
 from npdl.train.bleu import corpus_bleu
 from npdl.train.tasks import Task, register_task

@@ -1,4 +1,4 @@
-"""Recurrent model families: ``rnn_lm`` (a word/char language model) and ``lstm_qa`` (bAbI answers).
+"""The recurrent language model ``rnn_lm`` (word or character level).
 
 ``rnn_lm`` is Zaremba et al. 2014 (arXiv:1409.2329): embedding -> stacked RNN/LSTM/GRU ->
 linear softmax over the vocabulary, with dropout on the non-recurrent connections only
@@ -6,7 +6,7 @@ linear softmax over the vocabulary, with dropout on the non-recurrent connection
 parameter drawn from U(-init_range, init_range) (0.1 for their small model). Optionally the
 softmax weight is the embedding table (Press & Wolf 2017, arXiv:1608.05859; Inan et al. 2017).
 
-The step protocol every npdl language model follows (``npdl.train.generate`` and the
+The step protocol every npdl language model follows (``npdl.families.language_model.sampling`` and the
 language-model task rely on it):
 
     logits, state = model(ids (B, T) int, state=None)      # logits (B, T, V)
@@ -15,8 +15,6 @@ language-model task rely on it):
 an (h, c) pair of (L, B, H) tensors for the LSTM, h alone for RNN/GRU); ``None`` starts fresh.
 ``stateful_across_batches = True`` tells the training task to carry it (detached) from one
 batch into the next.
-
-``lstm_qa`` answers a bAbI question about a story; see its docstring for the design.
 """
 from __future__ import annotations
 
@@ -26,7 +24,6 @@ import numpy as np
 
 import npdl.core.functional as F
 from npdl.core import random as _random
-from npdl.core.math import concat
 from npdl.core.tensor import Tensor
 from npdl.nn import init
 from npdl.nn.layers import Embedding, Linear
@@ -104,62 +101,3 @@ class RNNLM(Module):
 
     def extra_repr(self) -> str:
         return f"cell={self.cell}, vocab_size={self.vocab_size}, tie_weights={self.tie_weights}"
-
-
-@MODELS.register("lstm_qa")
-class LSTMQA(Module):
-    """bAbI reader: (story (B, Ls), story_mask, question (B, Lq), question_mask) -> answer logits (B, num_answers).
-
-    One embedding table serves story and question. A question LSTM reads the question; a story
-    LSTM reads the story word by word (sentences closed by ``<sep>``). How the story reader
-    learns what is asked is ``reader``:
-
-    * ``separate``: it does not; it starts from zeros (as the bAbI paper's LSTM baseline reads
-      the story without the question, Weston et al. 2015, section 5);
-    * ``init``: it starts from the question LSTM's final (h, c);
-    * ``input`` (default): as ``init``, and the question vector q (the final h) is appended to
-      every story word's embedding, so each gate sees the question at every step, not just a
-      starting state that later words overwrite (the idea of input feeding, Luong et al. 2015,
-      arXiv:1508.04025). Measured on qa1 (1k questions): 82% test accuracy; with init or separate
-      the accuracy stayed near 50% over 50+ epochs.
-
-    The answer is a softmax over the answer strings seen in training, from [story final h ; q]
-    (B, 2H) after dropout. Padded steps carry the state (the LSTM's masks), so each final
-    state is the one at the sequence's last real token.
-
-    Raises:
-        ValueError: a non-positive size (from the layers).
-    """
-
-    def __init__(self, vocab_size: PositiveInt, num_answers: PositiveInt, embed_dim: PositiveInt = 50,
-                 hidden_size: PositiveInt = 100, num_layers: PositiveInt = 1, dropout: UnitInterval = 0.3,
-                 reader: Literal["input", "init", "separate"] = "input", init_range: PositiveFloat | None = 0.1,
-                 rng: np.random.Generator | None = None):
-        super().__init__()
-        rng = _random.resolve(rng)
-        self.reader, self.dropout = reader, dropout
-        self.embedding = Embedding(vocab_size, embed_dim, padding_idx=0, rng=rng)
-        self.question_rnn = LSTM(hidden_size, embed_dim, num_layers=num_layers, dropout=dropout, rng=rng)
-        story_in = embed_dim + (hidden_size if reader == "input" else 0)
-        self.story_rnn = LSTM(hidden_size, story_in, num_layers=num_layers, dropout=dropout, rng=rng)
-        self.classifier = Linear(num_answers, 2 * hidden_size, rng=rng)
-        if init_range is not None:
-            _uniform_all(self, init_range, rng)
-            self.embedding.weight.data[0] = 0
-
-    def forward(self, story, story_mask, question, question_mask) -> Tensor:
-        """-> logits (B, num_answers). Masks are (B, L) bool, True at real tokens."""
-        q = F.dropout(self.embedding(question), self.dropout, self.training)          # (B, Lq, E)
-        _, (q_h, q_c) = self.question_rnn(q, mask=np.asarray(question_mask, bool))    # (L, B, H) each
-        s = F.dropout(self.embedding(story), self.dropout, self.training)             # (B, Ls, E)
-        start = (q_h, q_c) if self.reader in ("init", "input") else None
-        if self.reader == "input":
-            b, t = s.shape[:2]
-            rep = q_h[-1].reshape(b, 1, -1).broadcast_to((b, t, q_h.shape[-1]))
-            s = concat([s, rep], axis=-1)
-        _, (s_h, _) = self.story_rnn(s, start, mask=np.asarray(story_mask, bool))
-        features = concat([s_h[-1], q_h[-1]], axis=-1)                                # (B, 2H)
-        return self.classifier(F.dropout(features, self.dropout, self.training))
-
-    def extra_repr(self) -> str:
-        return f"reader={self.reader}"

@@ -15,7 +15,7 @@ engine, the sparse gradients and the optimizer:
 * ``negative_pool: S > 0`` (default) - the fast path: one fused node per batch
   (``SkipGramBatchLoss`` / ``CBOWBatchLoss``) that gathers each word once, handles windows as a
   band and scores all inputs against one pool of S negatives with a GEMM, each with weight K/S
-  (same expected gradient as K independent negatives; see ``npdl.core.ops.w2v_ops``). It
+  (same expected gradient as K independent negatives; see ``npdl.families.word2vec.ops``). It
   bypasses the per-op graph for speed, not the engine: the loss is one ``Function``.
   ``groups`` G cuts the batch into G parts, each scored against its own pool of S words, and
   ``threads`` computes the parts on threads. What matters for quality is the negative weight a
@@ -33,8 +33,8 @@ import numpy as np
 
 import npdl.functional as F
 from npdl.core import random as _random
-from npdl.core.ops import w2v_ops
 from npdl.core.tensor import Tensor
+from npdl.families.word2vec import ops as w2v_ops
 from npdl.nn import init
 from npdl.nn.layers import Embedding
 from npdl.nn.module import Module

@@ -4,7 +4,7 @@
     tgt_in (B, T) ids --embed*sqrt(d)+PE--> decoder(causal self-attn, cross-attn on memory)
         --> (B, T, d) --output projection--> logits (B, T, V_tgt)
 
-Masks given to this model are the data's: bool, **True = real token** (``npdl.data.mt_data``);
+Masks given to this model are the data's: bool, **True = real token** (``npdl.families.seq2seq.data``);
 they are inverted here into the layers' PyTorch convention (True = padding).
 
 Embedding sharing (Press & Wolf 2017, arXiv:1608.05859; the paper's §3.4): with
@@ -28,7 +28,7 @@ from npdl.core.tensor import Tensor
 from npdl.nn.attention import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from npdl.nn.layers import Embedding, Linear
 from npdl.nn.module import Module, Parameter
-from npdl.models.transformer import as_token_ids
+from npdl.nn.token_embedding import as_token_ids
 from npdl.nn.transformer import TransformerDecoder, TransformerEncoder
 from npdl.registry import MODELS
 from npdl.schema import PositiveInt, UnitInterval

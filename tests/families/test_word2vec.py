@@ -7,11 +7,11 @@ import pytest
 
 import npdl
 from npdl import config, experiment
-from npdl.core.ops import w2v_ops as W
 from npdl.data import parsers
 from npdl.data.vocab import Vocab
-from npdl.data.w2v_data import CorpusLoader, NoiseSampler, W2VBatch, keep_probability, noise_distribution
-from npdl.train.w2v_task import UnknownWordError, analogy_accuracy, load_word2vec, save_word2vec
+from npdl.families.word2vec import ops as W
+from npdl.families.word2vec.data import CorpusLoader, NoiseSampler, W2VBatch, keep_probability, noise_distribution
+from npdl.families.word2vec.task import UnknownWordError, analogy_accuracy, load_word2vec, save_word2vec
 
 F64 = np.float64
 
@@ -277,7 +277,7 @@ def test_bad_input_gives_clear_messages(tmp_path):
 @pytest.mark.parametrize("kind", ["skipgram", "cbow"])
 def test_text8_prefix_analogy_within_two_points_of_gensim(kind, mirror, tmp_path_factory):
     """5 epochs on the 2.1M-word text8 prefix; gensim (when installed) with the same settings."""
-    from npdl.bench import word2vec as bench
+    from npdl.families.word2vec import bench
     from npdl.data import download
 
     root = tmp_path_factory.mktemp("data")

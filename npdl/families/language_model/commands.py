@@ -23,7 +23,7 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     import numpy as np
 
     from npdl import experiment
-    from npdl.train.generate import sample as draw
+    from npdl.families.language_model.sampling import sample as draw
 
     if length < 0:
         raise fail(f"--length must be >= 0, got {length}")

@@ -11,9 +11,9 @@ import npdl
 import npdl.functional as F
 from npdl.cli import app
 from npdl.data.text_batching import pad_batch
-from npdl.models.seq2seq import TransformerSeq2Seq
+from npdl.families.seq2seq import decoding
+from npdl.families.seq2seq.model import TransformerSeq2Seq
 from npdl.nn.attention import SequenceTooLongError
-from npdl.train import decoding
 from tests.conftest import write_config
 
 V = 11

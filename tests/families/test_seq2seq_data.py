@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from npdl.data import download
-from npdl.data.mt_data import CopyTask, Multi30k, ReverseTask, SortTask
 from npdl.data.tokenizers import BOS_ID, EOS_ID
+from npdl.families.seq2seq.data import CopyTask, Multi30k, ReverseTask, SortTask
 from tests.conftest import mirrored_root
 
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from npdl import config, experiment
 from npdl.cli import app
+from npdl.families.word2vec.task import load_word2vec
 from npdl.train import checkpoint
-from npdl.train.w2v_task import load_word2vec
-from tests.test_word2vec import planted_corpus, tiny_config
+from tests.families.test_word2vec import planted_corpus, tiny_config
 
 runner = CliRunner()
 
@@ -115,7 +115,7 @@ def test_ptb_as_a_corpus(mirror, tmp_path):
 
 
 def test_bench_skips_without_the_corpus(tmp_path):
-    from npdl.bench import word2vec
+    from npdl.families.word2vec import bench as word2vec
 
     (row,) = word2vec.run(root=tmp_path)
     assert row.name == "word2vec" and "npdl download text8_prefix" in row.note

@@ -1,4 +1,4 @@
-"""Language-modelling corpora (``ptb``, ``text``) and bAbI question answering (``babi``).
+"""Language-modelling corpora: ``ptb`` and ``text`` (any text file, word or character level).
 
 A language-model dataset is one long stream of token ids per split. Training consumes it as
 Zaremba et al. (2014, arXiv:1409.2329; their ``ptb_iterator``) do: the stream is cut into
@@ -12,8 +12,6 @@ Word level: one ``<eos>`` ends every line (Zaremba's reader), tokens are whitesp
 Char level: every character is a token, line breaks included. Vocabularies come from the
 training split only (PTB's own is already closed: 10,000 words with ``<unk>`` and ``<eos>``),
 are written to the run's artifacts as JSON and restored from there by ``eval``/``sample``.
-
-bAbI (Weston et al. 2015, arXiv:1502.05698) lives in ``npdl.data.qa_data`` and registers from here.
 """
 from __future__ import annotations
 
@@ -264,5 +262,3 @@ def _cuts(n: int, val_f: float, test_f: float) -> tuple[int, int]:
     n_val, n_test = int(round(n * val_f)), int(round(n * test_f))
     return n - n_val - n_test, n - n_test
 
-
-from npdl.data import qa_data  # noqa: E402,F401  (registers ``babi``)

@@ -1,25 +1,18 @@
-"""transformer_classifier and transformer_lm: gradchecks, padding invariance, KV-cache decoding,
-PyTorch equivalence, and the ``alternating`` LM end to end."""
+"""transformer_lm: gradchecks, causality and right padding, KV-cache decoding and the sliding
+window, and the ``alternating`` LM and ``npdl sample`` end to end."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import npdl
-from npdl.models.transformer import TransformerClassifier, TransformerLM
+from npdl.families.language_model.transformer import TransformerLM
 from npdl.nn.attention import SequenceTooLongError
 from npdl.registry import MODELS
 
 V, D, H, FF = 11, 8, 2, 12
-# two pairs, the second shorter (right-padded): [CLS] a [SEP] b [SEP] with segment ids
+# two token sequences, the second right-padded
 IDS = np.array([[4, 6, 7, 5, 8, 9, 5], [4, 10, 5, 6, 5, 0, 0]])
-SEG = np.array([[0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0, 0]])
-MASK = IDS != 0
-
-
-def classifier(pooling="mean", positional="learned", norm_first=False, dropout=0.0, seed=0, layers=2, max_len=16):
-    return TransformerClassifier(V, 2, max_len, D, H, layers, FF, dropout, "gelu", norm_first, positional, pooling,
-                                 rng=np.random.default_rng(seed))
 
 
 def lm(norm_first=True, tie_weights=True, positional="learned", activation="gelu", seed=0, max_len=16, layers=2):
@@ -35,14 +28,7 @@ def _perturb(model, seed=3):
             p.data = p.data + 0.3 * rng.standard_normal(p.shape)
 
 
-# ---- gradchecks (float64, tiny sizes, padding and causal masks) -----------------------------------
-@pytest.mark.parametrize("pooling,positional,norm_first", [("mean", "learned", False), ("cls", "sinusoidal", True)])
-def test_gradcheck_classifier_with_padding(pooling, positional, norm_first):
-    model = classifier(pooling, positional, norm_first, layers=1, max_len=7).double()  # the layers have their own
-    _perturb(model)
-    npdl.gradcheck(lambda *ps: model(IDS, SEG, MASK), *model.parameters())
-
-
+# ---- gradchecks (float64, tiny sizes, causal mask) -----------------------------------------------
 @pytest.mark.parametrize("norm_first,tie_weights,positional", [(True, True, "learned"), (False, False, "sinusoidal")])
 def test_gradcheck_lm_causal(norm_first, tie_weights, positional):
     model = lm(norm_first, tie_weights, positional, max_len=7, layers=1).double()
@@ -51,19 +37,6 @@ def test_gradcheck_lm_causal(norm_first, tie_weights, positional):
 
 
 # ---- padding ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("pooling", ["mean", "cls"])
-def test_padding_does_not_change_a_pairs_output(pooling):
-    model = classifier(pooling).eval()
-    with npdl.no_grad():
-        alone = model(IDS[1:, :5], SEG[1:, :5]).data                          # no padding at all
-        batched = model(IDS, SEG, MASK).data[1]                                # padded to 7 beside a longer pair
-        ids = IDS[1:].copy()
-        ids[0, 5:] = 0
-        more = model(np.pad(ids, ((0, 0), (0, 4))), np.pad(SEG[1:], ((0, 0), (0, 4)))).data  # padded to 11
-    np.testing.assert_allclose(batched, alone[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(more[0], alone[0], rtol=1e-5, atol=1e-6)
-
-
 def test_lm_right_padding_and_causality():
     model = lm().eval()
     with npdl.no_grad():
@@ -123,48 +96,15 @@ def test_lm_context_window_slides_past_max_len():
     assert state["offset"] <= 6
 
 
-def test_bad_ids_are_clear_errors():
-    model = classifier()
-    with pytest.raises(ValueError, match="outside the vocabulary"):
-        model(np.array([[4, V + 3]]))
-    with pytest.raises(ValueError, match=r"\(B, T\)"):
-        model(np.array([4, 5]))
-    with pytest.raises(SequenceTooLongError):
-        model(np.full((1, 17), 6))
-
-
 def test_built_from_a_config_spec():
-    m = MODELS.build({"type": "transformer_classifier", "d_model": 8, "nhead": 2, "num_layers": 1,
-                      "dim_feedforward": 16, "pooling": "cls"}, "model", vocab_size=V, num_classes=3, max_len=8)
-    assert m(IDS[:, :6], SEG[:, :6]).shape == (2, 3)
     g = MODELS.build({"type": "transformer_lm", "d_model": 8, "nhead": 2, "tie_weights": False}, "model",
                      vocab_size=V, max_len=8)
     assert g(IDS[:, :6], use_cache=False)[0].shape == (2, 6, V) and "head.weight" in g.state_dict()
-    with pytest.raises(ValueError, match="divisible"):
-        TransformerClassifier(V, 2, d_model=10, nhead=4)
-
-
-# ---- PyTorch equivalence (the benchmark's reference model) --------------------------------------------
-def test_classifier_matches_pytorch():
-    torch = pytest.importorskip("torch")
-    from npdl.bench.transformer import torch_classifier
-
-    cfg = dict(vocab=50, d_model=16, nhead=4, num_layers=2, dim_feedforward=32, seq=12, batch=3)
-    model = TransformerClassifier(50, 2, 12, 16, 4, 2, 32, 0.1, rng=np.random.default_rng(0)).eval()
-    _perturb(model)
-    ref = torch_classifier(torch, cfg, 0.1, dict(model.state_dict())).eval()  # strict: names match
-    ids = np.random.default_rng(1).integers(6, 50, (3, 12))
-    seg = (np.arange(12) >= 5).astype(np.int64)[None].repeat(3, 0)
-    with npdl.no_grad():
-        ours = model(ids, seg).data
-    with torch.no_grad():
-        theirs = ref(torch.from_numpy(ids), torch.from_numpy(seg)).numpy()
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 # ---- alternating: data, task, training --------------------------------------------------------------
 def test_alternating_data_is_fixed_and_alternates():
-    from npdl.data.seq_data import Alternating
+    from npdl.families.language_model.alternating import Alternating
 
     a, b = Alternating(n_train=50, max_len=9).prepare(), Alternating(n_train=50, max_len=9).prepare()
     zero, one = a.symbols
@@ -178,9 +118,9 @@ def test_alternating_data_is_fixed_and_alternates():
 
 
 def test_alternating_lm_learns_in_process():
-    from npdl.data.seq_data import Alternating
+    from npdl.families.language_model.alternating import Alternating
     from npdl.optim import AdamW
-    from npdl.train.seq_tasks import SequenceLMTask
+    from npdl.families.language_model.task import SequenceLMTask
 
     npdl.manual_seed(0)
     data = Alternating(n_train=300, n_val=50, n_test=50, max_len=12, batch_tokens=96).prepare()

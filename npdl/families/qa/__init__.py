@@ -1,0 +1,1 @@
+"""bAbI question answering: ``data`` (``babi``), ``model`` (``lstm_qa``), ``task`` (``qa``)."""
