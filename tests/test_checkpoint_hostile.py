@@ -211,3 +211,31 @@ def test_fuzz_checkpoint_members_and_meta(run, tmp_path, changes, field, value):
     res = invoke("eval", run, "--checkpoint", path)
     assert res.exit_code in (0, 2), res.output
     assert "internal error" not in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    (lambda m: m["meta"].__setitem__("rng", {"x": 1}), ["meta.rng"]),
+    (lambda m: m.__setitem__("sched", {"step": "x"}), ["sched"]),
+    (lambda m: m["optim"].__setitem__("param_groups", [{"params": 5}]), ["optim", "param_groups"]),
+    (lambda m: m["optim"]["param_groups"][0].__setitem__("lr", -1.0), ["param_groups[0].lr"]),
+    (lambda m: m["meta"].__setitem__("step", -5), ["meta.step", "-5"]),
+])
+def test_resume_refuses_damaged_state_naming_the_file(run, edit, fragments):
+    arrays, meta = members(run / "checkpoints" / "last.npz")
+    edit(meta)
+    manifest = (run / "manifest.json").read_text()
+    (run / "manifest.json").write_text(manifest.replace('"completed"', '"interrupted"'))
+    last = run / "checkpoints" / "last.npz"
+    good, metrics = last.read_bytes(), (run / "metrics.jsonl").read_bytes()
+    try:
+        write(last, arrays, meta)
+        res = invoke("resume", run)
+        assert res.exit_code == 2 and "internal error" not in res.output, res.output
+        flat = " ".join(res.output.split())
+        for f in [str(last), *fragments]:
+            assert f in flat, (f, res.output)
+        assert (run / "metrics.jsonl").read_bytes() == metrics
+        assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    finally:
+        last.write_bytes(good)
+        (run / "manifest.json").write_text(manifest)

@@ -294,6 +294,10 @@ def _check_top(sd) -> list[str]:
     if "param_groups" in sd and not (isinstance(sd["param_groups"], list)
                                      and all(isinstance(g, dict) for g in sd["param_groups"])):
         out.append("'param_groups' must be a list of mappings")
+    elif "param_groups" in sd and not all(isinstance(g.get("params", []), list)
+                                          and all(isinstance(n, str) for n in g.get("params", []))
+                                          for g in sd["param_groups"]):
+        out.append("'param_groups[i].params' must be lists of parameter names")
     if "step" in sd and not (isinstance(sd["step"], (int, np.integer)) and sd["step"] >= 0):
         out.append(f"'step' must be a non-negative integer, got {sd['step']!r}")
     return out

@@ -68,13 +68,15 @@ def save(path: str | Path, **parts) -> Path:
 # ---- loading --------------------------------------------------------------------------------
 def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint not found: {path}" if not path.exists()
-                                  else f"checkpoint {path} is not a file")
-        with open(path, "rb") as f:
-            magic = f.read(4)
+        is_file, exists = path.is_file(), path.exists()
+        magic = b""
+        if is_file:
+            with open(path, "rb") as f:
+                magic = f.read(4)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read checkpoint {str(path)[:300]}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not is_file:
+        raise CheckpointError(f"checkpoint not found: {path}" if not exists else f"checkpoint {path} is not a file")
     if not magic.startswith(b"PK"):
         raise CheckpointError(f"{path} is not an npdl checkpoint (not a zip/npz file)")
     try:

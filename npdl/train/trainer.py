@@ -20,6 +20,7 @@ from npdl.atomic import atomic_write
 from npdl.core import random as _random
 from npdl.nn.module import evaluating
 from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
+from npdl.optim.optimizer import OptimizerStateError
 from npdl.registry import ConfigError, did_you_mean
 from npdl.runs import DiskFullError, Run, is_disk_full
 from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
@@ -140,7 +141,10 @@ class Trainer:
         if "optim" not in state or "meta" not in state:
             raise checkpoint.CheckpointError(f"{where}no {'optim' if 'optim' not in state else 'meta'} part: "
                                              "holds weights only, cannot continue training from it")
-        self.optimizer.load_state_dict(state["optim"])
+        try:
+            self.optimizer.load_state_dict(state["optim"])
+        except OptimizerStateError as exc:
+            raise checkpoint.CheckpointError(f"{where}optim: {exc}") from None
         part = "sched"
         try:
             if self.scheduler and state.get("sched"):
