@@ -215,7 +215,7 @@ def from_run(spec, runs_dir="runs", checkpoint: str = "best", root=None, prepare
     path = run.checkpoint_path(checkpoint)
     if checkpoint == "best" and not path.is_file():
         path = run.checkpoint_path("last")
-    state = ckpt.load(path)
+    state = ckpt.load(path, model=exp.model)  # shapes checked against the model before reading
     exp.model.load_state_dict(state["model"])
     exp.model.eval()
     return run, exp, path, state

@@ -11,39 +11,109 @@ import typer
 import yaml
 from rich.table import Table
 
-from npdl.cli.app import command, console, fail
+from npdl.cli.app import command, console, err_console, fail
+
+MAX_WARNINGS = 5  # skipped metrics lines reported per run; the rest are counted
+
+
+def _number(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _metrics(run) -> list[dict]:
+    """The run's valid events; each skipped line of metrics.jsonl is reported on stderr."""
+    events = run.metrics()
+    for n, why in run.skipped[:MAX_WARNINGS]:
+        err_console.print(f"warning: {run.path / 'metrics.jsonl'}:{n}: line skipped ({why})", markup=False,
+                          soft_wrap=True)
+    if len(run.skipped) > MAX_WARNINGS:
+        err_console.print(f"warning: {run.path / 'metrics.jsonl'}: {len(run.skipped) - MAX_WARNINGS} more lines "
+                          "skipped", markup=False, soft_wrap=True)
+    return events
 
 
 @command("runs")
 def runs_(runs_dir: Path = typer.Argument(Path("runs"), help="Folder that holds the runs.")):
-    """List runs: name, status, steps, best metric, wall time."""
-    from npdl.runs import find_runs
+    """List runs: name, status, steps, best metric, wall time. Damaged runs are listed as corrupt,
+    runs whose process is gone as dead (continue them with npdl resume)."""
+    from npdl.runs import RunError, find_runs
 
-    found = find_runs(runs_dir)
+    found = find_runs(runs_dir, complete=False)
     if not found:
-        console.print(f"no runs under {runs_dir}")
+        console.print(f"no runs under {runs_dir}", markup=False)
         return
     table = Table(title=f"runs in {runs_dir}")
     for col in ("run", "status", "steps", "best", "wall time"):
         table.add_column(col, justify="right" if col in ("steps", "wall time") else "left")
+    notes = []
     for r in found:
-        m, s = r.manifest(), r.summary()
-        best = s.get("best") or _best_from_metrics(r)
-        best_text = f"{best['metric']} {best['value']:.4f}" if best and best.get("value") is not None else ""
-        wall = s.get("wall_seconds")
-        table.add_row(r.name, m.get("status", "?"), f"{s.get('steps', m.get('steps', 0)) or 0:,}", best_text,
-                      f"{wall:.0f} s" if wall is not None else "")
+        status, why = r.status()
+        if status == "corrupt":
+            table.add_row(r.name, status, "", "", "")
+            notes.append(f"{r.name}: {status}: {why}")
+            continue
+        if why:
+            notes.append(f"{r.name}: {status}: {why}")
+        m = r.manifest()
+        try:
+            s = r.summary()
+        except RunError as exc:
+            s = {}
+            status = "corrupt"
+            notes.append(f"{r.name}: corrupt: {exc}")
+        best = s.get("best") if isinstance(s.get("best"), dict) else None
+        if best is None or _number(best.get("value")) is None:
+            try:
+                best = _best_from_metrics(r)
+            except RunError as exc:
+                best = None
+                notes.append(f"{r.name}: {exc}")
+        best_text = (f"{best.get('metric')} {_number(best['value']):.4f}"
+                     if best and _number(best.get("value")) is not None else "")
+        wall = _number(s.get("wall_seconds"))
+        steps = next((v for v in (s.get("steps"), m.get("steps")) if isinstance(v, int) and not isinstance(v, bool)), 0)
+        table.add_row(r.name, status, f"{steps:,}", best_text, f"{wall:.0f} s" if wall is not None else "")
     console.print(table)
+    for note in notes:
+        console.print(note, markup=False, soft_wrap=True)
 
 
 def _best_from_metrics(run) -> dict | None:
-    evals = [e for e in run.metrics() if e.get("event") == "eval" and e.get("split") == "val"]
+    evals = [e for e in _metrics(run) if e.get("event") == "eval" and e.get("split") == "val"]
     if not evals:
         return None
     key = "accuracy" if "accuracy" in evals[-1] else "loss"
-    pick = max if key == "accuracy" else min
-    best = pick(evals, key=lambda e: e.get(key, math.nan))
-    return {"metric": f"val.{key}", "value": best.get(key)}
+    values = [v for e in evals if (v := _number(e.get(key))) is not None and not math.isnan(v)]
+    if not values:
+        return None
+    return {"metric": f"val.{key}", "value": (max if key == "accuracy" else min)(values)}
+
+
+MAX_CONFIG_NODES = 100_000
+
+
+def _config_of(run) -> dict:
+    """A run's config.yaml as a dict; a damaged one (or an alias bomb) is a ``RunError`` naming it."""
+    from npdl.runs import RunError
+
+    path = run.path / "config.yaml"
+    try:
+        data = yaml.safe_load(run.config_text())
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError) as exc:
+        raise RunError(f"{path}: not readable YAML ({str(exc)[:200]})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: expected a mapping, got {type(data).__name__}")
+    stack, seen = [data], 0
+    while stack:  # aliases may repeat one node many times over: count visits, not distinct nodes
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise RunError(f"{path}: more than {MAX_CONFIG_NODES:,} values once YAML aliases are expanded")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return data
 
 
 def _flatten(d, prefix=""):
@@ -60,12 +130,15 @@ def _flatten(d, prefix=""):
 def _metric_series(run) -> dict[str, list[tuple[int, float]]]:
     """'val.loss' -> [(step, value), ...] from metrics.jsonl (train events as 'train.loss')."""
     series: dict[str, list[tuple[int, float]]] = {}
-    for e in run.metrics():
+    for e in _metrics(run):
         split = e.get("split") or e.get("event")
+        step = e.get("step", 0)
+        if not isinstance(step, int) or isinstance(step, bool) or not isinstance(split, str):
+            continue  # not an event npdl wrote
         for k, v in e.items():
             if k in ("event", "split", "step", "epoch", "checkpoint") or not isinstance(v, (int, float)):
                 continue
-            series.setdefault(f"{split}.{k}", []).append((e.get("step", 0), float(v)))
+            series.setdefault(f"{split}.{k}", []).append((step, float(v)))
     return series
 
 
@@ -81,7 +154,7 @@ def compare(runs: list[str] = typer.Argument(..., help="Run folders or name pref
     if fmt not in ("table", "md", "csv", "json"):
         raise fail(f"--format must be table, md, csv or json, got {fmt!r}")
     opened = [resolve(r, runs_dir) for r in runs]
-    configs = [_flatten(yaml.safe_load(r.config_text())) for r in opened]
+    configs = [_flatten(_config_of(r)) for r in opened]
     keys = sorted(set().union(*configs))
     if only_changed:
         keys = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
@@ -147,9 +220,10 @@ def plot(runs: list[str] = typer.Argument(..., help="Run folders or name prefixe
     from npdl.runs import resolve
 
     opened = [resolve(r, runs_dir) for r in runs]
-    curves = {r.name: _metric_series(r).get(metric, []) for r in opened}
+    all_series = {r.name: _metric_series(r) for r in opened}
+    curves = {name: s.get(metric, []) for name, s in all_series.items()}
     if not any(curves.values()):
-        have = sorted({m for r in opened for m in _metric_series(r)})
+        have = sorted({m for s in all_series.values() for m in s})
         raise fail(f"no '{metric}' in these runs (have: {', '.join(have)})")
     if output is not None:
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -42,31 +43,63 @@ def _summary_table(run_name: str, summary: dict) -> Table:
     return table
 
 
-def _fit(exp, run, resumed_state=None) -> None:
+def _set_status(run, status: str, **extra) -> None:
+    """Best effort: on a full disk the manifest may not be writable either, and the error that
+    brought us here is the one to report."""
+    from npdl.runs import RunError
+
+    try:
+        run.set_status(status, **extra)
+    except (OSError, RunError):
+        pass
+
+
+def _kept_checkpoint(run) -> str:
+    """What survives in the run folder, for the NaN message (never 'kept' in an empty folder)."""
+    from npdl.train import checkpoint
+
+    last = run.checkpoint_path("last")
+    step = checkpoint.read_step(last) if last.is_file() else None
+    if step is None:
+        return f"no checkpoint was written yet (the first non-finite value came before the first checkpoint)"
+    return f"the last good checkpoint (step {step}) is kept: {last}"
+
+
+def _fit(exp, run, resumed_state=None, source=None) -> None:
+    import os
+    import socket
+
+    from npdl.runs import DiskFullError
     from npdl.train.trainer import NonFiniteError, TrainingInterrupted
 
     reporter = ProgressReporter(console, exp.total_steps, unit=getattr(exp.data, "unit", "items"))
     trainer = exp.trainer(run, callbacks=[reporter])
     if resumed_state is not None:
-        trainer.restore(resumed_state)
-        run.truncate_metrics(trainer.step)
-        console.print(f"resuming {run.name} at step {trainer.step} (epoch {trainer.epoch}, batch {trainer.batch_in_epoch})")
+        trainer.restore(resumed_state, source=source)  # raises before anything in the run changes
+        dropped = run.truncate_metrics(trainer.step, trainer.logged_after_checkpoint)
+        run.update_manifest(status="running", resumed=True, pid=os.getpid(), host=socket.gethostname())
+        console.print(f"resuming {run.name} at step {trainer.step} (epoch {trainer.epoch}, batch {trainer.batch_in_epoch})"
+                      + (f"; {dropped} events logged after that step removed" if dropped else ""))
     try:
         summary = trainer.fit()
     except TrainingInterrupted as exc:
         reporter.stop()
-        run.set_status("interrupted", steps=trainer.step)
+        _set_status(run, "interrupted", steps=trainer.step)
         err_console.print(f"[yellow]{exc}[/]; checkpoint written. Continue with: npdl resume {run.path}", markup=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(130 if exc.signum == signal.SIGINT else 128 + exc.signum) from None
     except NonFiniteError as exc:
         reporter.stop()
-        raise fail(f"{exc}\nstopped; the last good checkpoint is kept in {run.checkpoints}", code=1) from None
+        raise fail(f"{exc}\nstopped; {_kept_checkpoint(run)}", code=1) from None
+    except DiskFullError as exc:
+        reporter.stop()
+        _set_status(run, "failed", error=str(exc), steps=trainer.step)
+        raise fail(str(exc)) from None
     except BaseException as exc:
         reporter.stop()
         if isinstance(exc, KeyboardInterrupt):
-            run.set_status("interrupted", steps=trainer.step)
+            _set_status(run, "interrupted", steps=trainer.step)
         else:
-            run.set_status("failed", error=f"{type(exc).__name__}: {exc}", steps=trainer.step)
+            _set_status(run, "failed", error=f"{type(exc).__name__}: {exc}", steps=trainer.step)
         raise
     console.print(_summary_table(run.name, summary))
     console.print(f"run folder: {run.path}")
@@ -87,16 +120,27 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
     if config is None:
         raise fail("give a CONFIG file to train (or --resume RUN)")
     from npdl import experiment
-    from npdl.runs import Run
+    from npdl.runs import DiskFullError, Run, check_name, is_disk_full
 
+    if name is not None:
+        check_name(name, runs_dir)
     cfg = _load(config, set_, name)
+    check_name(cfg.data.get("name"), runs_dir)       # the config's own name: checked before any work
     exp = experiment.build(cfg, data_root)          # validates and reads data before a run folder exists
     run = Run.create(runs_dir, cfg.data["name"])
-    run.write_config(cfg.to_yaml())
-    exp.data.save_artifacts(run.artifacts)
-    run.start_manifest(exp.seed, exp.data.checksums(), argv=["npdl"] + sys.argv[1:])
-    console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps")
-    _fit(exp, run)
+    with run.lock():
+        try:
+            run.write_config(cfg.to_yaml())
+            exp.data.save_artifacts(run.artifacts)
+            run.start_manifest(exp.seed, exp.data.checksums(), argv=["npdl"] + sys.argv[1:])
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DiskFullError(f"disk full: could not write {exc.filename or run.path} ({exc.strerror}); "
+                                f"no checkpoint was written yet; free some space, then start again "
+                                f"(the incomplete folder {run.path} can be deleted)") from None
+        console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps")
+        _fit(exp, run)
 
 
 def _open_run(spec: str, runs_dir: Path):
@@ -113,16 +157,16 @@ def _resume(spec: str, runs_dir: Path, data_root: Path | None) -> None:
     from npdl.train import checkpoint
 
     run, cfg = _open_run(spec, runs_dir)
-    status = run.manifest().get("status")
-    if status == "completed":
-        raise fail(f"run {run.name} already completed ({run.manifest().get('steps')} steps); nothing to resume")
-    last = run.checkpoint_path("last")
-    if not last.is_file():
-        raise fail(f"run {run.name} has no checkpoint to resume from ({last} is missing)")
-    exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
-    state = checkpoint.load(last)
-    run.update_manifest(status="running", resumed=True)
-    _fit(exp, run, resumed_state=state)
+    with run.lock():  # one writer: a second resume of a run still training stops here, naming it
+        status = run.manifest().get("status")
+        if status == "completed":
+            raise fail(f"run {run.name} already completed ({run.manifest().get('steps')} steps); nothing to resume")
+        last = run.checkpoint_path("last")
+        if not last.is_file():
+            raise fail(f"run {run.name} has no checkpoint to resume from ({last} is missing)")
+        exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
+        state = checkpoint.load(last, model=exp.model, optimizer=exp.optimizer, require=("model", "optim", "meta"))
+        _fit(exp, run, resumed_state=state, source=last)
 
 
 @command()

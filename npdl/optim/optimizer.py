@@ -97,13 +97,17 @@ class Optimizer:
                                    f"{did_you_mean(k, self.defaults)} (accepted: {', '.join(self.defaults)})"))
         return out
 
-    def _check_group(self, group: dict) -> list[tuple[str, str]]:
-        """(key, message) for every hyperparameter that does not fit the constructor's annotation."""
+    def _check_group(self, group: dict, loading: bool = False) -> list[tuple[str, str]]:
+        """(key, message) for every hyperparameter that does not fit the constructor's annotation.
+
+        ``loading``: a saved group's ``lr`` is the schedule's CURRENT lr, which reaches 0 at the
+        end of a cosine or linear decay, so it may be 0 there (``initial_lr`` is still checked)."""
         hints = typing.get_type_hints(type(self).__init__, include_extras=True)
         out = []
         for k, v in group.items():
             if k in hints and k not in _META:
-                msg = schema.check(list(v) if isinstance(v, tuple) else v, hints[k])
+                hint = schema.NonNegativeFloat if loading and k == "lr" else hints[k]
+                msg = schema.check(list(v) if isinstance(v, tuple) else v, hint)
                 if msg:
                     out.append((k, msg))
         return out + self._check(group)
@@ -234,7 +238,9 @@ class Optimizer:
                 problems.append(f"{where}: missing hyperparameters: {', '.join(absent)}")
             group = dict(mine)
             group.update({k: _like(mine[k], v) for k, v in hyper.items() if k in mine and k not in _META})
-            problems += [f"{where}.{k}: {m}" for k, m in self._check_group(group)]
+            problems += [f"{where}.{k}: {m}" for k, m in self._check_group(group, loading=True)]
+            if "initial_lr" in group and (msg := schema.check(group["initial_lr"], schema.NonNegativeFloat)):
+                problems.append(f"{where}.initial_lr: {msg}")
             new_groups.append(group)
             for n, p in zip(mine["param_names"], mine["params"]):
                 owner[n] = (p, group)
@@ -288,6 +294,10 @@ def _check_top(sd) -> list[str]:
     if "param_groups" in sd and not (isinstance(sd["param_groups"], list)
                                      and all(isinstance(g, dict) for g in sd["param_groups"])):
         out.append("'param_groups' must be a list of mappings")
+    elif "param_groups" in sd and not all(isinstance(g.get("params", []), list)
+                                          and all(isinstance(n, str) for n in g.get("params", []))
+                                          for g in sd["param_groups"]):
+        out.append("'param_groups[i].params' must be lists of parameter names")
     if "step" in sd and not (isinstance(sd["step"], (int, np.integer)) and sd["step"] >= 0):
         out.append(f"'step' must be a non-negative integer, got {sd['step']!r}")
     return out

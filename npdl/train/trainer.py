@@ -20,8 +20,9 @@ from npdl.atomic import atomic_write
 from npdl.core import random as _random
 from npdl.nn.module import evaluating
 from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
+from npdl.optim.optimizer import OptimizerStateError
 from npdl.registry import ConfigError, did_you_mean
-from npdl.runs import Run
+from npdl.runs import DiskFullError, Run, is_disk_full
 from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from npdl.train import checkpoint
 from npdl.train.callbacks import Best, EarlyStopping, lookup
@@ -62,7 +63,18 @@ class NonFiniteError(RuntimeError):
 
 
 class TrainingInterrupted(RuntimeError):
-    """Ctrl-C: a final checkpoint was written; ``npdl resume`` continues the run."""
+    """Ctrl-C, SIGTERM or SIGHUP: a final checkpoint was written; ``npdl resume`` continues the run."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+
+# signals that mean "stop, please": each finishes the step and writes a final checkpoint
+_STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+if hasattr(signal, "SIGHUP"):
+    _STOP_SIGNALS[signal.SIGHUP] = "SIGHUP"
+_RESTORE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 class Trainer:
@@ -79,6 +91,7 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.history: list[dict] = []
         self._stop_requested = False
+        self._signal = signal.SIGINT
         self._wall = 0.0
         self._last_saved = -1
         self._params: list | None = None  # filled at the first optimizer step
@@ -95,7 +108,7 @@ class Trainer:
             sched=self.scheduler.state_dict() if self.scheduler else {}, task=self.task.state_dict(),
             meta={"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                   "rng": _random.get_rng_state(), "seed": self.seed, "wall": self._wall,
-                  "best": dataclasses.asdict(self.best),
+                  "best": dataclasses.asdict(self.best), "last_eval": self._last_eval,
                   "early": self.early.state_dict() if self.early else None})
 
     def save(self, *names: str) -> None:
@@ -113,22 +126,66 @@ class Trainer:
             for old in steps[: max(len(steps) - self.settings.keep_last, 0)]:
                 old.unlink(missing_ok=True)
 
-    def restore(self, state: dict, weights_only: bool = False) -> None:
-        """Load a checkpoint's parts (``checkpoint.load`` output); the model check is strict."""
+    def restore(self, state: dict, weights_only: bool = False, source=None) -> None:
+        """Load a checkpoint's parts (``checkpoint.load`` output, its meta already validated there);
+        the model and optimizer checks are strict.
+
+        Raises:
+            StateDictError, OptimizerStateError: listing every mismatch.
+            checkpoint.CheckpointError: a part this run cannot use, naming ``source`` and the part.
+        """
         self.model.load_state_dict(state["model"])
         if weights_only:
             return
-        self.optimizer.load_state_dict(state["optim"])
-        if self.scheduler and state.get("sched"):
-            self.scheduler.load_state_dict(state["sched"])
-        self.task.load_state_dict(state.get("task") or {})
-        meta = state["meta"]
+        where = f"{source}: " if source is not None else ""
+        if "optim" not in state or "meta" not in state:
+            raise checkpoint.CheckpointError(f"{where}no {'optim' if 'optim' not in state else 'meta'} part: "
+                                             "holds weights only, cannot continue training from it")
+        try:
+            self.optimizer.load_state_dict(state["optim"])
+        except OptimizerStateError as exc:
+            raise checkpoint.CheckpointError(f"{where}optim: {exc}") from None
+        part = "sched"
+        try:
+            if self.scheduler and state.get("sched"):
+                self.scheduler.load_state_dict(state["sched"])
+            part = "task"
+            self.task.load_state_dict(state.get("task") or {})
+            part = "meta.rng"
+            meta = state["meta"]
+            _random.set_rng_state(meta["rng"])
+            part = "meta.early"
+            if self.early and meta.get("early"):
+                self.early.load_state_dict(meta["early"])
+        except _RESTORE_ERRORS as exc:
+            raise checkpoint.CheckpointError(f"{where}{part}: does not fit this run ({type(exc).__name__}: "
+                                             f"{str(exc)[:200]})") from None
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-        self._wall = meta.get("wall", 0.0)
-        _random.set_rng_state(meta["rng"])
-        self.best = Best(**meta["best"])
-        if self.early and meta.get("early"):
-            self.early.load_state_dict(meta["early"])
+        self._wall = float(meta.get("wall", 0.0))
+        if meta.get("best") is not None:
+            self.best = Best(**meta["best"])
+        self._last_saved = self.step  # 'last' holds exactly this state
+        last_eval = meta.get("last_eval")
+        if isinstance(last_eval, int) and not isinstance(last_eval, bool):
+            self._last_eval = last_eval
+        elif self.run is not None and any(self._is_periodic_eval(e) for e in self.run.metrics()):
+            self._last_eval = self.step  # a checkpoint from before 'last_eval' was saved: assume it was
+
+    def _is_periodic_eval(self, event: dict) -> bool:
+        return (event.get("event") == "eval" and event.get("split") == self.settings.eval_split
+                and event.get("step") == self.step)
+
+    def logged_after_checkpoint(self, event: dict) -> bool:
+        """Whether a metrics event was logged after the restored checkpoint was written (so the
+        resumed run logs it again): a later step, the final test evaluation, or the evaluation
+        at the checkpoint's own step when the checkpoint was written before it."""
+        step = event.get("step")
+        if not isinstance(step, (int, float)) or isinstance(step, bool):
+            return False
+        if step != self.step:
+            return step > self.step
+        return event.get("event") == "eval" and (
+            event.get("split") == "test" or (self._is_periodic_eval(event) and self._last_eval != self.step))
 
     # ---- events ------------------------------------------------------------------------
     def _emit(self, hook: str, *args) -> None:
@@ -157,18 +214,34 @@ class Trainer:
         if self._stop_requested:  # a second Ctrl-C: stop right now
             raise KeyboardInterrupt
         self._stop_requested = True
-        self._emit("on_message", "Ctrl-C: finishing this step and writing a checkpoint (Ctrl-C again to abort)")
+        self._signal = signum
+        name = _STOP_SIGNALS.get(signum, f"signal {signum}")
+        self._emit("on_message", f"{name}: finishing this step and writing a checkpoint (Ctrl-C again to abort)")
+
+    def _disk_full(self, exc: OSError) -> DiskFullError:
+        """What a user needs after ENOSPC: the file, the checkpoint that survived, what to do."""
+        last = self.run.checkpoint_path("last")
+        step = None
+        if last.is_file():
+            step = self._last_saved if self._last_saved >= 0 else checkpoint.read_step(last)
+        kept = (f"the last checkpoint that survived is step {step}: {last}; free some space, then continue "
+                f"with: npdl resume {self.run.path}" if step is not None else
+                "no checkpoint was written yet; free some space, then start the run again with npdl train")
+        return DiskFullError(f"disk full: could not write {exc.filename or 'a run file'} "
+                             f"({exc.strerror or exc}); {kept}")
 
     def fit(self) -> dict:
         """Train to the end (or until stopped); returns the summary. Raises ``NonFiniteError`` or
         ``TrainingInterrupted`` after writing what can be kept."""
         if self.settings.epochs is None and self.settings.max_steps is None:
             raise ValueError("train: set epochs or max_steps")
-        previous = signal.getsignal(signal.SIGINT)
-        try:
-            signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread (e.g. tests): Ctrl-C handling stays default
-            previous = None
+        previous = {}
+        try:  # SIGTERM (kill, timeout, a batch scheduler) and SIGHUP (a closed terminal) act as Ctrl-C
+            for signum in _STOP_SIGNALS:
+                previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._on_sigint)
+        except ValueError:  # not the main thread (e.g. tests): signal handling stays default
+            previous = {}
         self.model.train()
         self._emit("on_train_start")
         try:
@@ -176,10 +249,14 @@ class Trainer:
             # with the step and the tensor; NumPy's own warnings would only add noise
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._loop()
+            return self._finish()
+        except OSError as exc:
+            if self.run is not None and is_disk_full(exc):
+                raise self._disk_full(exc) from None
+            raise
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-        return self._finish()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def _loop(self) -> None:
         s = self.settings
@@ -220,7 +297,8 @@ class Trainer:
                 if self._stop_requested:
                     self._wall_update(started)
                     self.save("last")
-                    raise TrainingInterrupted(f"interrupted at step {self.step}")
+                    raise TrainingInterrupted(f"interrupted ({_STOP_SIGNALS.get(self._signal, 'signal')}) at step "
+                                              f"{self.step}", self._signal)
                 if s.max_steps is not None and self.step >= s.max_steps:
                     break
             else:
@@ -331,7 +409,7 @@ class Trainer:
             if best_path is not None and best_path.is_file():
                 current = self.model.state_dict()
                 current = {k: v.copy() for k, v in current.items()}
-                self.model.load_state_dict(checkpoint.load(best_path)["model"])
+                self.model.load_state_dict(checkpoint.load(best_path, model=self.model)["model"])
                 test = self.evaluate("test")
                 self.model.load_state_dict(current)
             else:
