@@ -22,6 +22,7 @@ from npdl.registry import (DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, Conf
                            import_optional)
 from npdl.train.tasks import TASKS
 from npdl.train.trainer import Trainer, TrainSettings
+from npdl.train import weights
 
 
 # Modules that register model families, datasets and tasks. Each is imported if it exists,
@@ -109,7 +110,9 @@ def validate(cfg: Config) -> None:
         if d["data"].get("type") in DATASETS:
             data_cls = DATASETS.get(d["data"]["type"])
     if "model" in d:
-        problems += MODELS.validate(d["model"], "model", provided=getattr(data_cls, "provides", ()))
+        problems += MODELS.validate(weights.without_init(d["model"]), "model",
+                                    provided=getattr(data_cls, "provides", ()))
+        problems += weights.init_problems(d["model"], "model")
     if "loss" in d:
         problems += LOSSES.validate(d["loss"], "loss")
     if "optimizer" in d:
@@ -172,7 +175,7 @@ def build(cfg: Config, root=None, prepare: bool = True, run_dir=None) -> Experim
         data.load_artifacts(run_dir)
     if prepare:
         data.prepare(root)
-    model = _build(cfg, MODELS, "model", d["model"], **data.info())
+    model = _build(cfg, MODELS, "model", weights.without_init(d["model"]), **data.info())
     task_cls = TASKS[data.task]
     loss_spec = d.get("loss") or task_cls.default_loss
     loss_fn = _build(cfg, LOSSES, "loss", loss_spec) if loss_spec else None
@@ -182,6 +185,11 @@ def build(cfg: Config, root=None, prepare: bool = True, run_dir=None) -> Experim
         _materialize(model, task, data)
     except (ValueError, TypeError) as exc:  # e.g. a conv2d layer given 2-D data: the config is at fault
         raise cfg.error([Problem("model", f"does not fit the data: {exc}")]) from None
+    if run_dir is None:  # a new model starts from saved weights; eval and resume load the run's own
+        try:
+            weights.init_from_spec(model, d["model"])
+        except weights.WeightsError as exc:
+            raise cfg.error([Problem("model.init_from", str(exc))]) from None
     settings = make_dataclass(TrainSettings, d.get("train"))
     # without the data (npdl check before a download) the epoch length is unknown; a generous
     # placeholder keeps schedules with warmup constructible, and nothing trains on it

@@ -63,14 +63,22 @@ def analogy(run: str = typer.Argument(..., help="Run folder (or unique name pref
 
 @command()
 def export(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
-           format_: str = typer.Option("word2vec", "--format", help="Output format (word2vec)."),
+           format_: str = typer.Option("word2vec", "--format",
+                                       help="word2vec (word vectors) | safetensors (any run's weights for PyTorch)."),
            binary: bool = typer.Option(False, "--binary", help="word2vec's binary format instead of text."),
            output: Path = typer.Option(None, "-o", "--output", help="File to write (default: in the run folder)."),
            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
            checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP)):
-    """Write the word vectors in word2vec's text or binary format (readable by gensim and word2vec)."""
+    """Write a word2vec run's vectors (word2vec text/binary format), or any run's weights as .safetensors."""
+    if format_ == "safetensors":  # any model family: npdl/cli/export.py
+        from npdl.cli.export import export_safetensors
+
+        if binary:
+            raise fail("--binary is for --format word2vec")
+        export_safetensors(run, output, runs_dir, checkpoint_)
+        return
     if format_ != "word2vec":
-        raise fail(f"unknown export format '{format_}' (formats: word2vec)")
+        raise fail(f"unknown export format '{format_}' (formats: word2vec, safetensors)")
     r, task, path = _load_task(run, runs_dir, checkpoint_)
     out = output or r.path / f"vectors-{path.stem}.{'bin' if binary else 'txt'}"
     task.export(out, binary=binary)
