@@ -10,7 +10,7 @@ OPTIONAL_COMMANDS = ("npdl.cli.embeddings", "npdl.cli.generate", "npdl.cli.trans
 
 def register_all() -> None:
     """Import every command module (each registers its commands on ``app``)."""
-    from npdl.cli import bench, data, graph, listing, runs, train  # noqa: F401
+    from npdl.cli import bench, data, graph, health, listing, runs, train  # noqa: F401
     from npdl.registry import import_optional
 
     import_optional(OPTIONAL_COMMANDS)  # model-family commands, each in its own module when present
