@@ -11,7 +11,7 @@ OPTIONAL_COMMANDS = ("npdl.families.word2vec.commands", "npdl.families.language_
 
 def register_all() -> None:
     """Import every command module (each registers its commands on ``app``)."""
-    from npdl.cli import bench, data, listing, runs, train  # noqa: F401
+    from npdl.cli import bench, data, graph, health, listing, runs, train  # noqa: F401
     from npdl.registry import import_optional
 
     import_optional(OPTIONAL_COMMANDS)  # model-family commands, each in its own module when present

@@ -8,6 +8,7 @@ killed and resumed ends bit-identical to one never interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
@@ -24,7 +25,7 @@ from npdl.optim.optimizer import OptimizerStateError
 from npdl.registry import ConfigError, did_you_mean
 from npdl.runs import DiskFullError, Run, is_disk_full
 from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
-from npdl.train import checkpoint
+from npdl.train import checkpoint, health
 from npdl.train.callbacks import Best, EarlyStopping, lookup
 
 
@@ -56,6 +57,7 @@ class TrainSettings:
     early_stopping: EarlyStoppingSettings | None = None
     test_at_end: bool = True                      # evaluate the best checkpoint on 'test' at the end
     eval_split: str = "val"                       # the split periodic evaluation uses
+    health_every: PositiveInt | None = None       # optimizer steps between health records (train/health.py)
 
 
 class NonFiniteError(RuntimeError):
@@ -268,7 +270,9 @@ class Trainer:
             self.task.start_epoch(self.epoch, resumed=self.batch_in_epoch > 0)
             micro = 0
             for batch in loader.batches(self.epoch, start=self.batch_in_epoch, seed=self.seed):
-                loss, n_items = self.task.train_step(batch)
+                check = s.health_every and (self.step + 1) % s.health_every == 0  # this step records health
+                with health.capture(self.model) if check else contextlib.nullcontext() as acts:
+                    loss, n_items = self.task.train_step(batch)
                 value = float(loss.item())
                 if not math.isfinite(value):
                     self._nonfinite(f"loss = {value}", batch)
@@ -279,7 +283,10 @@ class Trainer:
                 if micro < accum and self.batch_in_epoch < len(loader):
                     continue
                 micro = 0
+                probe = health.Probe(self.model, acts) if check else None  # grad norms, weights before
                 lr = self._optimizer_step()
+                if probe is not None:
+                    self._log({"event": "health", "step": self.step, "epoch": self.epoch, **probe.finish(lr)})
                 if self.step % s.log_every == 0 or self.step == 1:
                     now = time.perf_counter()
                     event = {"event": "train", "step": self.step, "epoch": self.epoch, "loss": value, "lr": lr,
