@@ -1,26 +1,24 @@
 """LSTM layer step: forward + backward of ``lstm`` (input 128, hidden 256, batch 32, seq 35, float32).
 
 The loss is the sum of the outputs. Each side runs in a process of its own
-(``run_isolated``), so each reports its own peak resident memory; PyTorch
-(``torch.nn.LSTM``, 2 threads like NumPy's OpenBLAS here) is measured when installed.
-Figures are medians over ``steps`` timed steps after ``warmup`` untimed ones, then the
-median over alternating rounds of the two processes.
+(``npdl.bench.worker``), alternating for ``rounds`` rounds under the same threads and
+allocator; PyTorch (``torch.nn.LSTM``) is measured when installed. Per process: the median of
+``steps`` timed steps after ``warmup`` untimed ones, and the memory the steps take over the
+process's baseline after imports and setup (the raw peak is reported apart).
 """
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
-from npdl.bench import Row, median_ms
-from npdl.bench.worker import alternating_rounds
+from npdl.bench import Figure, Settings, has_module
+from npdl.bench.worker import isolated_figures
 
 SIZES = {"input_size": 128, "hidden_size": 256, "batch": 32, "seq": 35}
+QUICK = {"input_size": 8, "hidden_size": 16, "batch": 2, "seq": 5}
 
 
-
-def npdl_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps: int = 30, warmup: int = 5) -> dict:
-    """npdl's ``LSTM`` forward+backward, ms per step (run in its own process)."""
+def npdl_setup(input_size: int, hidden_size: int, batch: int, seq: int):
+    """npdl's ``LSTM`` forward+backward step (run in its own process)."""
     import npdl
     from npdl.nn.recurrent import LSTM
 
@@ -35,12 +33,11 @@ def npdl_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps:
         out, _ = layer(x)
         out.sum().backward()
 
-    return {"ms": median_ms(step, steps, warmup)}
+    return step
 
 
-def torch_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps: int = 30, warmup: int = 5,
-                  threads: int = 2) -> dict:
-    """``torch.nn.LSTM`` forward+backward, ms per step (run in its own process)."""
+def torch_setup(input_size: int, hidden_size: int, batch: int, seq: int, threads: int):
+    """``torch.nn.LSTM`` forward+backward step (run in its own process)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -55,33 +52,16 @@ def torch_step_ms(input_size: int, hidden_size: int, batch: int, seq: int, steps
         out, _ = layer(x)
         out.sum().backward()
 
-    return {"ms": median_ms(step, steps, warmup)}
+    return step
 
 
-def run(steps: int = 30, warmup: int = 5, rounds: int = 3, threads: int | None = None) -> list[Row]:
-    """Rows: ms/step and peak MB for npdl and torch (when installed), and their ratios.
-
-    npdl and torch processes alternate for ``rounds`` rounds, and each figure is the median
-    over rounds, so that load from other processes on a shared machine hits both alike.
-    ``threads``: BLAS threads on both sides (default: NumPy's default, and 2 for torch);
-    1 gives steadier figures on a busy machine, where a 2-thread GEMM can stall for a
-    whole scheduler slice when one of its threads is preempted.
-    """
-    shape = f"I={SIZES['input_size']} H={SIZES['hidden_size']} B={SIZES['batch']} T={SIZES['seq']} float32"
-    targets = {"npdl": "npdl.bench.lstm_layer:npdl_step_ms"}
-    if importlib.util.find_spec("torch") is not None:  # checked without importing it here
-        targets["torch"] = "npdl.bench.lstm_layer:torch_step_ms"
-    extra = {"torch": {"threads": threads or 2}, "npdl": {}}
-    results = alternating_rounds(targets, rounds, threads, extra, steps=steps, warmup=warmup, **SIZES)
-    ms = {k: float(np.median([x["ms"] for x in v])) for k, v in results.items()}
-    mb = {k: float(max(x["max_rss_mb"] for x in v)) for k, v in results.items()}
-    note = f"{shape}; median of {rounds} alternating process rounds; threads={threads or 'default'}"
-    rows = [Row("npdl lstm fwd+bwd", ms["npdl"], "ms/step", note)]
-    if "torch" in ms:
-        rows.append(Row("torch lstm fwd+bwd", ms["torch"], "ms/step", note))
-        rows.append(Row("npdl / torch time", ms["npdl"] / ms["torch"], "x", "target <= 1.5"))
-    rows.append(Row("npdl peak memory", mb["npdl"], "MB", "max RSS of a process running only this"))
-    if "torch" in mb:
-        rows.append(Row("torch peak memory", mb["torch"], "MB", "max RSS of a process running only this"))
-        rows.append(Row("npdl / torch memory", mb["npdl"] / mb["torch"], "x", "target <= 1.5"))
-    return rows
+def run(settings: Settings, steps: int = 30, warmup: int = 5) -> list[Figure]:
+    """Figures: ms/step, work memory and raw peak memory of npdl and torch (when installed)."""
+    size = QUICK if settings.quick else SIZES
+    steps, warmup = (2, 1) if settings.quick else (steps, warmup)
+    shape = f"I={size['input_size']} H={size['hidden_size']} B={size['batch']} T={size['seq']} float32"
+    targets = {"npdl": "npdl.bench.lstm_layer:npdl_setup"}
+    if has_module("torch"):
+        targets["torch"] = "npdl.bench.lstm_layer:torch_setup"
+    return isolated_figures("layers", "lstm fwd+bwd step", targets, settings, steps, warmup, settings.rounds_or(3),
+                            shape, "<= 1", memory=True, extra={"torch": {"threads": settings.threads}}, **size)

@@ -1,22 +1,23 @@
 """One training epoch of a 784-256-10 MLP (batch 128, Adam, softmax cross-entropy) on
 MNIST-shaped data: npdl beside the same network written by hand in NumPy (no autograd)
-and, when installed, PyTorch. Epochs of the implementations are interleaved so machine
-noise hits them alike; the figure per implementation is the median epoch.
+and, when installed, PyTorch (same threads). A round is one epoch of each implementation
+(``npdl.bench.alternate``, one shuffle per round for all), after one untimed warm-up round;
+each side reports the median epoch and the spread.
 """
 from __future__ import annotations
 
 
 import numpy as np
 
-from npdl.bench import Row, interleaved_medians, try_import_torch
+from npdl.bench import Figure, Settings, alternate, timed, try_import_torch
 
 N, D, H, C, B = 60_000, 784, 256, 10, 128
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 
 
-def _data(seed: int = 0):
+def _data(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    return rng.random((N, D), dtype=np.float32), rng.integers(0, C, N)
+    return rng.random((n, D), dtype=np.float32), rng.integers(0, C, n)
 
 
 def _init(seed: int = 1):
@@ -62,7 +63,7 @@ class ByHand:
 
 
 def _numpy_epoch(model: ByHand, x, y, order) -> None:
-    for s in range(0, N, B):
+    for s in range(0, len(order), B):
         idx = order[s:s + B]
         model.step(x[idx], y[idx])
 
@@ -79,7 +80,7 @@ def _npdl_setup():
     opt = Adam(model.named_parameters(), lr=LR, betas=BETAS, eps=EPS)
 
     def epoch(x, y, order):
-        for s in range(0, N, B):
+        for s in range(0, len(order), B):
             idx = order[s:s + B]
             loss = F.cross_entropy(model(npdl.Tensor(x[idx])), y[idx])
             opt.zero_grad()
@@ -89,8 +90,8 @@ def _npdl_setup():
     return epoch
 
 
-def _torch_setup(torch):
-    torch.set_num_threads(2)
+def _torch_setup(torch, threads: int):
+    torch.set_num_threads(threads)
     model = torch.nn.Sequential(torch.nn.Linear(D, H), torch.nn.ReLU(), torch.nn.Linear(H, C))
     with torch.no_grad():
         for p, w in zip(model.parameters(), _init()):
@@ -101,7 +102,7 @@ def _torch_setup(torch):
     def epoch(x, y, order):
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         ot = torch.from_numpy(order)
-        for s in range(0, N, B):
+        for s in range(0, len(order), B):
             idx = ot[s:s + B]
             loss = loss_fn(model(xt[idx]), yt[idx])
             opt.zero_grad()
@@ -111,18 +112,17 @@ def _torch_setup(torch):
     return epoch
 
 
-def run(epochs: int = 5) -> list[Row]:
-    x, y = _data()
+def run(settings: Settings, epochs: int = 5) -> list[Figure]:
+    n = 256 if settings.quick else N
+    x, y = _data(n)
     by_hand = ByHand()
     impls = {"npdl": _npdl_setup(), "numpy by hand": lambda x, y, o: _numpy_epoch(by_hand, x, y, o)}
     torch = try_import_torch()
     if torch is not None:
-        impls["torch"] = _torch_setup(torch)
+        impls["torch"] = _torch_setup(torch, settings.threads)
     rng = np.random.default_rng(2)
-    # one untimed epoch warms up every implementation; each epoch gets a fresh shuffle
-    med = interleaved_medians(impls, lambda: (x, y, rng.permutation(N)), rounds=epochs, warmup=1)
-    rows = [Row(f"{k} s/epoch", v, "s", f"{N / v:,.0f} samples/s") for k, v in med.items()]
-    rows.append(Row("npdl / numpy by hand", med["npdl"] / med["numpy by hand"], "x", "target <= 1.15"))
-    if "torch" in med:
-        rows.append(Row("npdl / torch", med["npdl"] / med["torch"], "x", "target <= 1.5"))
-    return rows
+    # one untimed round warms up every implementation; each round gets a fresh shuffle
+    seconds = alternate({k: timed(f) for k, f in impls.items()}, settings.rounds_or(epochs), warmup=1,
+                        make_input=lambda: (x, y, rng.permutation(n)))
+    return [Figure("mlp", f"one epoch 784-256-10, batch {B}, Adam ({n:,} samples)", "s", seconds,
+                   "float32; ratios: <= 1 means npdl is faster", "<= 1 vs numpy by hand")]

@@ -1,32 +1,29 @@
-"""Transformer encoder layer: forward+backward time and peak memory, npdl vs PyTorch.
+"""Transformer encoder layer: forward+backward time and memory, npdl vs PyTorch.
 
 One step is forward of ``transformer_encoder_layer`` (post-norm, ReLU) on a (B, T, d_model)
 float32 batch in training mode, loss = mean of the output, and backward into the input and
-every weight. Each library runs in a process of its own (``run_isolated``), so the peak RSS
-is that library's alone; PyTorch is pinned to 2 threads like NumPy's OpenBLAS here. Figures
-are the median ms/step over ``steps`` steps after ``warmup``. Run with dropout 0.1 and 0:
-PyTorch's CPU dropout is slow, so the dropout-free pair isolates the rest.
+every weight. Each library runs in processes of its own (``npdl.bench.worker``), alternating,
+under the same threads. Run with dropout 0.1 and 0: PyTorch's CPU dropout is slow, so the
+dropout-free pair isolates the rest.
 
-npdl runs as the ``npdl`` command runs it (``npdl.runtime.keep_freed_memory``: glibc keeps
-freed activation memory instead of page-faulting it back in every step); a second npdl row
-shows the allocator's defaults, for comparison.
+Allocator: both sides run under the same malloc settings, and both pairs are printed: glibc's
+defaults and ``npdl.runtime.keep_freed_memory`` (what the ``npdl`` command applies; glibc then
+keeps freed activation memory instead of page-faulting it back in every step), each in every
+process of the pair.
 """
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
-from npdl.bench import Row, median_ms
-from npdl.bench.worker import run_isolated
+from npdl.bench import Figure, Settings, has_module
+from npdl.bench.worker import isolated_figures
 
 CONFIG = dict(d_model=128, nhead=4, dim_feedforward=512, batch=64, seq=64)
+QUICK = dict(d_model=8, nhead=2, dim_feedforward=16, batch=2, seq=4)
 
 
-
-def npdl_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq: int, dropout: float,
-                 steps: int = 20, warmup: int = 3) -> dict:
-    """Worker: median ms per forward+backward of npdl's encoder layer."""
+def npdl_setup(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq: int, dropout: float):
+    """npdl's encoder layer forward+backward step."""
     import npdl
     from npdl.nn.transformer import TransformerEncoderLayer
 
@@ -38,15 +35,15 @@ def npdl_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq
         x.grad = None
         layer(x).mean().backward()
 
-    return {"ms": median_ms(step, steps, warmup)}
+    return step
 
 
-def torch_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq: int, dropout: float,
-                  steps: int = 20, warmup: int = 3) -> dict:
-    """Worker: median ms per forward+backward of ``torch.nn.TransformerEncoderLayer`` (2 threads)."""
+def torch_setup(d_model: int, nhead: int, dim_feedforward: int, batch: int, seq: int, dropout: float,
+                threads: int):
+    """``torch.nn.TransformerEncoderLayer`` forward+backward step."""
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     layer = torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True)
     x = torch.randn(batch, seq, d_model, requires_grad=True)
@@ -56,39 +53,22 @@ def torch_step_ms(d_model: int, nhead: int, dim_feedforward: int, batch: int, se
         x.grad = None
         layer(x).mean().backward()
 
-    return {"ms": median_ms(step, steps, warmup)}
+    return step
 
 
-def _peak(result: dict) -> float:
-    return result["max_rss_mb"]
-
-
-def run(steps: int = 20, warmup: int = 5, **config) -> list[Row]:
-    """Rows: ms/step and peak MB for npdl (default and kept-memory allocator) and torch, at dropout 0.1 and 0."""
-    cfg = {**CONFIG, **config}
+def run(settings: Settings, steps: int = 20, warmup: int = 5) -> list[Figure]:
+    """Figures at dropout 0.1 and 0, each under glibc's default allocator and npdl's settings (both sides)."""
+    cfg = QUICK if settings.quick else CONFIG
+    steps, warmup = (2, 1) if settings.quick else (steps, warmup)
     shape = f"d={cfg['d_model']} h={cfg['nhead']} ff={cfg['dim_feedforward']} B={cfg['batch']} T={cfg['seq']}"
-    # find_spec, not import: keep torch out of this parent process
-    have_torch = importlib.util.find_spec("torch") is not None
-    target = "npdl.bench.transformer_layer:"
-    rows = []
-    for dropout in (0.1, 0.0):
-        tag = f"dropout={dropout:g}"
-        ours = run_isolated(target + "npdl_step_ms", npdl_runtime=True, dropout=dropout, steps=steps,
-                            warmup=warmup, **cfg)
-        plain = run_isolated(target + "npdl_step_ms", dropout=dropout, steps=steps, warmup=warmup, **cfg)
-        rows += [Row(f"npdl encoder layer fwd+bwd {tag}", ours["ms"], "ms", shape),
-                 Row(f"npdl peak RSS {tag}", _peak(ours), "MB"),
-                 Row(f"npdl, default allocator, {tag}", plain["ms"], "ms", "without npdl.runtime settings")]
-        if not have_torch:
-            continue
-        ref = run_isolated(target + "torch_step_ms", dropout=dropout, steps=steps, warmup=warmup, **cfg)
-        rows += [Row(f"torch encoder layer fwd+bwd {tag}", ref["ms"], "ms", "2 threads"),
-                 Row(f"torch peak RSS {tag}", _peak(ref), "MB"),
-                 Row(f"npdl / torch time {tag}", ours["ms"] / ref["ms"], "x", "target <= 1.5"),
-                 Row(f"npdl / torch memory {tag}", _peak(ours) / _peak(ref), "x", "target <= 1.5")]
-    return rows
-
-
-if __name__ == "__main__":
-    for r in run():
-        print(f"{r.name:52s} {r.value:10.2f} {r.unit:3s} {r.note}")
+    targets = {"npdl": "npdl.bench.transformer_layer:npdl_setup"}
+    if has_module("torch"):   # find_spec, not import: keep torch out of this parent process
+        targets["torch"] = "npdl.bench.transformer_layer:torch_setup"
+    figures = []
+    for dropout in (0.1,) if settings.quick else (0.1, 0.0):
+        for malloc, what in ((False, "glibc default malloc"), (True, "npdl.runtime malloc")):
+            figures += isolated_figures("layers", f"encoder layer fwd+bwd step, dropout={dropout:g}, {what}", targets,
+                                        settings, steps, warmup, settings.rounds_or(3),
+                                        f"{shape}; {what} on both sides", "<= 1", memory=True, npdl_runtime=malloc,
+                                        extra={"torch": {"threads": settings.threads}}, dropout=dropout, **cfg)
+    return figures

@@ -1,44 +1,102 @@
-"""``npdl bench``: throughput beside references measured in the same run."""
+"""``npdl bench``: npdl beside references measured in the same run, by one method (``npdl.bench``)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from npdl.cli.app import command, fail
+from npdl.cli.app import command, console, fail
 
-# name -> the modules whose ``run()`` rows make its table; a family's benchmark lives in its folder
+# name -> the module whose ``run(settings)`` measures it; a family's benchmark lives in its folder
 BENCHMARKS = {
-    "ops": ("npdl.bench.ops",),
-    "mlp": ("npdl.bench.mlp",),
-    "layers": ("npdl.bench.layers",),
-    "word2vec": ("npdl.families.word2vec.bench",),
-    "lstm": ("npdl.families.language_model.bench",),
-    "transformer": ("npdl.families.text_classification.bench", "npdl.families.seq2seq.bench"),  # + beam search
+    "ops": "npdl.bench.ops",
+    "mlp": "npdl.bench.mlp",
+    "layers": "npdl.bench.layers",
+    "cnn": "npdl.bench.cnn",
+    "lstm": "npdl.families.language_model.bench",
+    "transformer": "npdl.families.text_classification.bench",
+    "beam": "npdl.families.seq2seq.bench",
+    "word2vec": "npdl.families.word2vec.bench",
 }
 
 
-def _available(name: str) -> bool:
-    from importlib.util import find_spec
-
-    return all(find_spec(module) is not None for module in BENCHMARKS[name])
-
-
 @command()
-def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '.join(BENCHMARKS)} (default all).")):
-    """Measure npdl beside hand-written NumPy and PyTorch (when installed), same run."""
-    console = Console()
-    chosen = names or [b for b in BENCHMARKS if _available(b)]
-    for name in chosen:
-        if name not in BENCHMARKS or not _available(name):
-            raise fail(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-    for name in chosen:
-        from importlib import import_module
+def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '.join(BENCHMARKS)} (default all)."),
+          threads: int = typer.Option(None, "--threads", min=1,
+                                      help="Threads for BLAS, npdl's pool, torch and gensim alike "
+                                           "(default: what threadpoolctl reports for NumPy's BLAS)."),
+          rounds: int = typer.Option(None, "--rounds", min=1, help="Alternating rounds per comparison "
+                                                                    "(default: each benchmark's own)."),
+          quick: bool = typer.Option(False, "--quick", help="Tiny sizes and at most 2 rounds: checks that the "
+                                                            "benchmarks run; the figures mean nothing."),
+          json_out: Path = typer.Option(None, "--json", help="Write every figure and the run's facts to this file."),
+          markdown: Path = typer.Option(None, "--markdown", help="Render the README performance table from a "
+                                                                 "--json file and exit (measures nothing)."),
+          to_quality: bool = typer.Option(False, "--to-quality", help="word2vec: wall time to reach gensim's "
+                                                                      "5-epoch analogy accuracy (minutes).")):
+    """Measure npdl beside hand-written NumPy, PyTorch and gensim (when installed), same run, same threads."""
+    from npdl.bench import report
 
-        rows = [row for module in BENCHMARKS[name] for row in import_module(module).run()]
-        table = Table(title=f"npdl bench {name}")
-        for col in ("figure", "value", "unit", "note"):
-            table.add_column(col, justify="right" if col == "value" else "left")
-        for row in rows:
-            table.add_row(row.name, f"{row.value:,.2f}", row.unit, row.note)
-        console.print(table)
+    if markdown is not None:
+        try:
+            console.print(report.markdown(report.load(markdown)), markup=False, highlight=False, soft_wrap=True)
+        except report.ReportError as exc:
+            raise fail(str(exc)) from None
+        return
+    chosen = names or list(BENCHMARKS)
+    unknown = [n for n in chosen if n not in BENCHMARKS]
+    if unknown:
+        raise fail(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    from npdl.bench import conditions
+
+    settings = _settings(threads, rounds, quick)
+    figures = []
+    with conditions.threads_set(settings.threads):
+        facts = conditions.facts(settings)
+        for line in report.header_lines(facts):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        for name in chosen:
+            from importlib import import_module
+
+            module = import_module(BENCHMARKS[name])
+            found = module.run(settings, to_quality=to_quality) if name == "word2vec" else module.run(settings)
+            console.print(_table(name, found))
+            figures += found
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.document(facts, figures), indent=1) + "\n")
+        console.print(f"figures written to {json_out}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _settings(threads: int | None, rounds: int | None, quick: bool):
+    """The settings every side runs under (the allocator's applied to this process too)."""
+    import os
+
+    from npdl.bench import Settings, conditions
+    from npdl.runtime import keep_freed_memory
+
+    malloc = os.environ.get("NPDL_MALLOC") != "default"
+    if malloc:
+        keep_freed_memory()   # the in-process benchmarks share this process; workers apply it themselves
+    return Settings(threads=threads or conditions.default_threads(), rounds=rounds, quick=quick, npdl_malloc=malloc)
+
+
+def _table(name: str, figures) -> Table:
+    from npdl.bench.report import number
+
+    table = Table(title=f"npdl bench {name}")
+    for col in ("figure", "side", "median", "min-max", "unit", "note"):
+        table.add_column(col, justify="right" if col in ("median", "min-max") else "left")
+    for f in figures:
+        if not f.sides:
+            table.add_row(f.name, "", "", "", "", f.note)
+        for i, (side, samples) in enumerate((k, v) for k, v in f.sides.items() if v):
+            lo, hi = f.spread(side)
+            table.add_row(f.name if i == 0 else "", side, number(f.median(side)), f"{number(lo)}-{number(hi)}",
+                          f.unit, f"{len(samples)} round(s); {f.note}" if i == 0 else "")
+        for i, (ref, ratio) in enumerate(f.ratios().items()):
+            subject = next(iter(f.sides))
+            table.add_row("", f"{subject} / {ref}", number(ratio), "", "x",
+                          f"target {f.target}" if f.target and i == 0 else "")
+    return table

@@ -1,4 +1,4 @@
-"""LSTM language-model training step: tokens per second, npdl beside PyTorch.
+"""LSTM language-model training step: npdl beside PyTorch, the same model on both sides.
 
 One step is what ``npdl train configs/lstm_ptb.yaml`` does per batch: embedding lookup,
 stacked LSTM from the carried (detached) state, linear softmax cross-entropy over the
@@ -9,24 +9,26 @@ vocabulary, backward, global-norm gradient clipping and a plain SGD update. Two 
 * ``anchor``: vocab 10000, embed 128, 1 x 256 LSTM, bptt 35, batch 32.
 
 The PyTorch reference is the same model (``nn.Embedding`` + ``nn.LSTM`` + ``nn.Linear``,
-``clip_grad_norm_``, ``optim.SGD``) at 2 threads. Each side runs in a process of its own
-(``run_isolated``), alternating for ``rounds`` rounds; each figure is the median over rounds
-of per-process medians over ``steps`` timed steps after ``warmup`` untimed ones.
+``clip_grad_norm_``, ``optim.SGD``) with dense embedding gradients, so the compared npdl side
+uses dense embedding gradients too (``sparse_embedding=False``); npdl's default, row-sparse
+gradients, is an extra side. Every side runs in processes of its own (``npdl.bench.worker``),
+alternating for ``rounds`` rounds under the same threads and allocator; each figure is the
+median over rounds of per-process medians over ``steps`` timed steps after ``warmup``.
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 
 import numpy as np
 
-from npdl.bench import Row, median_ms
-from npdl.bench.worker import alternating_rounds
+from npdl.bench import Figure, Settings, has_module
+from npdl.bench.worker import isolated_figures
 
 SIZES = {
     "zaremba-small": {"vocab": 10000, "embed": 200, "hidden": 200, "layers": 2, "bptt": 20, "batch": 20},
     "anchor": {"vocab": 10000, "embed": 128, "hidden": 256, "layers": 1, "bptt": 35, "batch": 32},
 }
+QUICK = {"tiny": {"vocab": 50, "embed": 8, "hidden": 8, "layers": 1, "bptt": 4, "batch": 2}}
 
 
 def _windows(vocab: int, batch: int, bptt: int, n: int = 64):
@@ -35,15 +37,15 @@ def _windows(vocab: int, batch: int, bptt: int, n: int = 64):
     return [(data[:, i * bptt:(i + 1) * bptt], data[:, i * bptt + 1:(i + 1) * bptt + 1]) for i in range(n)]
 
 
-def npdl_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, steps: int = 20,
-                 warmup: int = 3) -> dict:
-    """npdl's training step (rnn_lm + the language-model task's loss, clip, SGD), ms per step."""
+def npdl_setup(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, sparse: bool):
+    """npdl's training step (rnn_lm + the language-model task's loss, clip, SGD)."""
     import npdl.core.functional as F
     from npdl.families.language_model.rnn import RNNLM
     from npdl.optim.clip import clip_grad_norm_
     from npdl.optim.optimizers import SGD
 
-    model = RNNLM(vocab, hidden_size=hidden, num_layers=layers, embed_dim=embed, rng=np.random.default_rng(0))
+    model = RNNLM(vocab, hidden_size=hidden, num_layers=layers, embed_dim=embed, sparse_embedding=sparse,
+                  rng=np.random.default_rng(0))
     opt = SGD(list(model.named_parameters()), lr=1.0)
     params = list(model.parameters())
     data = _windows(vocab, batch, bptt)
@@ -60,12 +62,11 @@ def npdl_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, ba
         opt.step()
         opt.zero_grad()
 
-    return {"ms": median_ms(step, steps, warmup)}
+    return step
 
 
-def torch_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, steps: int = 20,
-                  warmup: int = 3, threads: int = 2) -> dict:
-    """The same model and step in PyTorch, ms per step."""
+def torch_setup(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, threads: int):
+    """The same model and step in PyTorch (dense embedding gradients)."""
     import torch
     from torch import nn
 
@@ -100,31 +101,23 @@ def torch_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, b
         nn.utils.clip_grad_norm_(model.parameters(), 0.25)
         opt.step()
 
-    return {"ms": median_ms(step, steps, warmup)}
+    return step
 
 
-def run(steps: int = 20, warmup: int = 3, rounds: int = 3, threads: int | None = None) -> list[Row]:
-    """Rows per size: npdl and torch tokens/s and ms/step, and the time ratio npdl / torch (target <= 1.5).
-
-    ``threads``: BLAS threads on both sides (default: NumPy's default, and 2 for torch); 1 is
-    steadier on a busy machine, where a 2-thread GEMM stalls whenever one thread is preempted.
-    """
-    have_torch = importlib.util.find_spec("torch") is not None   # checked without importing it here
-    extra = {"npdl": {}, "torch": {"threads": threads or 2}}
-    rows = []
-    for label, size in SIZES.items():
-        sides = {"npdl": "npdl.families.language_model.bench:npdl_step_ms"}
-        if have_torch:
-            sides["torch"] = "npdl.families.language_model.bench:torch_step_ms"
-        results = alternating_rounds(sides, rounds, threads, extra, steps=steps, warmup=warmup, **size)
-        med = {k: float(np.median([x["ms"] for x in v])) for k, v in results.items()}
-        tokens = size["batch"] * size["bptt"]
-        shape = (f"V={size['vocab']} E={size['embed']} {size['layers']}x{size['hidden']} "
-                 f"T={size['bptt']} B={size['batch']}")
-        note = f"{shape}; median of {rounds} alternating process rounds; threads={threads or 'default'}"
-        for name, value in med.items():
-            rows.append(Row(f"{label}: {name} train step", tokens / value * 1e3, "tokens/s",
-                            f"{value:.1f} ms/step; {note}"))
-        if "torch" in med:
-            rows.append(Row(f"{label}: npdl / torch time", med["npdl"] / med["torch"], "x", "target <= 1.5"))
-    return rows
+def run(settings: Settings, steps: int = 20, warmup: int = 3) -> list[Figure]:
+    """Per size: ms/step of npdl (dense), torch (dense) and npdl (sparse); ratios to npdl dense."""
+    sizes = QUICK if settings.quick else SIZES
+    steps, warmup = (2, 1) if settings.quick else (steps, warmup)
+    targets = {"npdl dense": "npdl.families.language_model.bench:npdl_setup"}
+    if has_module("torch"):   # checked without importing it here
+        targets["torch dense"] = "npdl.families.language_model.bench:torch_setup"
+    targets["npdl sparse"] = "npdl.families.language_model.bench:npdl_setup"
+    extra = {"npdl dense": {"sparse": False}, "npdl sparse": {"sparse": True},
+             "torch dense": {"threads": settings.threads}}
+    figures = []
+    for label, size in sizes.items():
+        note = (f"V={size['vocab']} E={size['embed']} {size['layers']}x{size['hidden']} T={size['bptt']} "
+                f"B={size['batch']}: {size['batch'] * size['bptt']} tokens/step; embedding gradients as named")
+        figures += isolated_figures("lstm", f"{label}: PTB train step", targets, settings, steps, warmup,
+                                    settings.rounds_or(3), note, "<= 1.5 (dense vs dense)", extra=extra, **size)
+    return figures

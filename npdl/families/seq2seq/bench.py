@@ -7,32 +7,42 @@ random model seldom emits <eos>, so every sentence is decoded to the fixed lengt
 ``NPDL_BENCH_BEAM_RUN=runs/<a seq2seq run>`` measures that trained run on the first sentences of
 its test split instead (outputs then end at <eos>).
 
-Both paths decode the same sentences and must give the same tokens (asserted). The figure is
-sentences per second (median of ``repeat`` timings after a warm-up); the cached path feeds one
-token per step, the uncached one recomputes the whole prefix (quadratic in the output length).
+Both paths decode the same sentences and must give the same tokens (asserted on the untimed
+warm-up call). A round decodes the batch once with the cache and once without
+(``npdl.bench.alternate``); the figure is sentences per second, median and spread over rounds,
+and the ratio of medians is the speed-up from the cache. The cached path feeds one token per
+step, the uncached one recomputes the whole prefix (quadratic in the output length).
+
+History (issue 17): the README's 51.8 sentences/s and 5.7x (beam 4, cached) were printed by
+this benchmark's first version (commit 8480869), whose setup - random Multi30k-sized model, 32
+sentences, 25 output tokens - and decoding code are unchanged since then except refactors that
+do not change the work (304738b, cef7e20, ec46b46); see the README's Benchmarks section.
 """
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import numpy as np
 
-from npdl.bench import Row
+from npdl.bench import Figure, Settings, alternate, timed
+
+MODEL = dict(vocab=8000, d_model=256, nhead=8, layers=3, dim_feedforward=512)
+QUICK = dict(vocab=40, d_model=8, nhead=2, layers=1, dim_feedforward=16)
 
 
-def _random_setup(n: int, seed: int = 0):
+def _random_setup(n: int, seed: int = 0, vocab: int = 8000, d_model: int = 256, nhead: int = 8, layers: int = 3,
+                  dim_feedforward: int = 512):
     from npdl.data.text_batching import pad_batch
     from npdl.families.seq2seq.model import TransformerSeq2Seq
 
-    model = TransformerSeq2Seq(8000, 8000, d_model=256, nhead=8, num_encoder_layers=3, num_decoder_layers=3,
-                               dim_feedforward=512, dropout=0.1, norm_first=True, max_len=128, share_vocab=True,
-                               rng=np.random.default_rng(seed))
+    model = TransformerSeq2Seq(vocab, vocab, d_model=d_model, nhead=nhead, num_encoder_layers=layers,
+                               num_decoder_layers=layers, dim_feedforward=dim_feedforward, dropout=0.1,
+                               norm_first=True, max_len=128, share_vocab=True, rng=np.random.default_rng(seed))
     rng = np.random.default_rng(seed + 1)
-    srcs = [np.concatenate([rng.integers(6, 8000, rng.integers(8, 25)), [3]]) for _ in range(n)]
+    srcs = [np.concatenate([rng.integers(6, vocab, rng.integers(8, 25)), [3]]) for _ in range(n)]
     src, mask = pad_batch(sorted(srcs, key=len))
-    return model, src, mask, "random Multi30k-sized model (d 256, 3+3 layers, 8k vocab)"
+    return model, src, mask, (f"random model (d {d_model}, {layers}+{layers} layers, {nhead} heads, "
+                              f"ff {dim_feedforward}, vocab {vocab})")
 
 
 def _run_setup(run_dir: str, n: int):
@@ -44,36 +54,29 @@ def _run_setup(run_dir: str, n: int):
     return exp.model, src, mask, f"trained run {run.name}, first {n} test sentences"
 
 
-def _time(fn, repeat: int) -> tuple[float, object]:
-    out = fn()  # warm-up (and the output to compare)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
-
-
-def run(sentences: int = 32, beam_size: int = 4, out_len: int = 25, repeat: int = 3) -> list[Row]:
+def run(settings: Settings, sentences: int = 32, beam_size: int = 4, out_len: int = 25) -> list[Figure]:
     """Sentences per second for beam search (and greedy), with and without the KV cache."""
     from npdl.families.seq2seq import decoding
 
+    if settings.quick:
+        sentences, out_len = 3, 5
     run_dir = os.environ.get("NPDL_BENCH_BEAM_RUN")
-    model, src, mask, what = _run_setup(run_dir, sentences) if run_dir else _random_setup(sentences)
+    model, src, mask, what = (_run_setup(run_dir, sentences) if run_dir else
+                              _random_setup(sentences, **(QUICK if settings.quick else MODEL)))
     model.eval()
     max_len = None if run_dir else out_len
-    rows = []
+    figures = []
     for name, fn in (("beam", lambda c: decoding.beam_search(model, src, mask, beam_size, 0.6, max_len, use_cache=c)),
                      ("greedy", lambda c: decoding.greedy(model, src, mask, max_len, use_cache=c))):
-        t_cache, out_cache = _time(lambda: fn(True), repeat)
-        t_full, out_full = _time(lambda: fn(False), max(1, repeat - 1))
-        same = all(np.array_equal(a, b) for a, b in zip(out_cache, out_full))
-        if not same:
+        out_cache, out_full = fn(True), fn(False)        # warm-up, and the outputs to compare
+        if not all(np.array_equal(a, b) for a, b in zip(out_cache, out_full)):
             raise AssertionError(f"{name}: KV-cache decoding and full recomputation gave different tokens")
+        seconds = alternate({"KV cache": timed(lambda: fn(True)), "no cache": timed(lambda: fn(False))},
+                            settings.rounds_or(3))
         label = f"{name} (beam {beam_size})" if name == "beam" else name
         tokens = sum(len(o) for o in out_cache)
-        rows += [Row(f"{label}, KV cache", sentences / t_cache, "sentences/s",
-                     f"{sentences} sentences, {tokens} output tokens; {what}"),
-                 Row(f"{label}, no cache (prefix recomputed)", sentences / t_full, "sentences/s", "same outputs"),
-                 Row(f"{label}: speed-up from the cache", t_full / t_cache, "x", "")]
-    return rows
+        figures.append(Figure("beam", f"{label} decoding", "sentences/s",
+                              {k: [sentences / s for s in v] for k, v in seconds.items()},
+                              f"{sentences} sentences, {tokens} output tokens; {what}; same outputs both ways; "
+                              "ratio = speed-up from the cache", ">= 5" if name == "beam" else ""))
+    return figures

@@ -6,22 +6,21 @@ embedding LayerNorm, mean pooling, a 2-way head; batches of 64 pairs x 64 random
 padding), softmax cross-entropy, Adam (lr 1e-3). One step = forward, backward, Adam update.
 
 PyTorch's copy is built from ``torch.nn.TransformerEncoder`` (batch_first) with submodule names
-matching npdl's, and starts from npdl's weights (``load_state_dict``). Steps of the two are
-interleaved so machine noise hits both alike; the figure is the median after warm-up; torch
-runs with 2 threads like NumPy's OpenBLAS here. Dropout 0.1 and 0.0 are both measured
-(PyTorch's CPU dropout is slow, so the dropout-free pair isolates the rest).
-
-``npdl bench transformer`` prints these rows followed by the beam-search decoding rows
-(sentences/s with and without the KV cache) of ``npdl.families.seq2seq.bench``.
+matching npdl's, and starts from npdl's weights (``load_state_dict``). A round is one step of
+each, on the same batch (``npdl.bench.alternate``), after ``warmup`` untimed rounds; each side
+reports the median step and the spread; torch runs with the same threads as BLAS and npdl's
+pool. Dropout 0.1 and 0.0 are both measured (PyTorch's CPU dropout is slow, so the
+dropout-free pair isolates the rest). Beam-search decoding is ``npdl bench beam``.
 """
 from __future__ import annotations
 
 
 import numpy as np
 
-from npdl.bench import Row, interleaved_medians, try_import_torch
+from npdl.bench import Figure, Settings, alternate, timed, try_import_torch
 
 CONFIG = dict(vocab=20000, d_model=128, nhead=4, num_layers=2, dim_feedforward=512, batch=64, seq=64)
+QUICK = dict(vocab=50, d_model=8, nhead=2, num_layers=1, dim_feedforward=16, batch=2, seq=6)
 LR = 1e-3
 
 
@@ -85,8 +84,8 @@ def torch_classifier(torch, cfg: dict, dropout: float, state: dict):
     return model
 
 
-def _torch_setup(torch, cfg: dict, dropout: float, state: dict):
-    torch.set_num_threads(2)
+def _torch_setup(torch, cfg: dict, dropout: float, state: dict, threads: int):
+    torch.set_num_threads(threads)
     nn = torch.nn
     model = torch_classifier(torch, cfg, dropout, state)
     model.train()
@@ -102,36 +101,27 @@ def _torch_setup(torch, cfg: dict, dropout: float, state: dict):
     return step
 
 
-def measure(dropout: float, steps: int = 10, warmup: int = 3, **config) -> dict[str, float]:
-    """Median seconds per training step of each implementation (interleaved)."""
+def measure(dropout: float, rounds: int, warmup: int, threads: int, **config) -> dict[str, list[float]]:
+    """Seconds per training step of each implementation, a sample per round (interleaved)."""
     cfg = {**CONFIG, **config}
     model, ours = _npdl_setup(cfg, dropout)
     impls = {"npdl": ours}
     torch = try_import_torch()
     if torch is not None:
         torch.manual_seed(0)
-        impls["torch"] = _torch_setup(torch, cfg, dropout, dict(model.state_dict()))
+        impls["torch"] = _torch_setup(torch, cfg, dropout, dict(model.state_dict()), threads)
     rng = np.random.default_rng(1)
-    return interleaved_medians(impls, lambda: _batch(rng, cfg), steps, warmup)
+    return alternate({k: timed(f) for k, f in impls.items()}, rounds, warmup, lambda: _batch(rng, cfg))
 
 
-def run(steps: int = 10, warmup: int = 3, **config) -> list[Row]:
-    cfg = {**CONFIG, **config}
-    tokens = cfg["batch"] * cfg["seq"]
+def run(settings: Settings, steps: int = 10, warmup: int = 3) -> list[Figure]:
+    cfg = QUICK if settings.quick else CONFIG
+    warmup = 1 if settings.quick else warmup
     shape = (f"V={cfg['vocab']} d={cfg['d_model']} L={cfg['num_layers']} h={cfg['nhead']} "
-             f"ff={cfg['dim_feedforward']} B={cfg['batch']} T={cfg['seq']}")
-    rows = []
+             f"ff={cfg['dim_feedforward']} B={cfg['batch']} T={cfg['seq']}: {cfg['batch'] * cfg['seq']} tokens/step")
+    figures = []
     for dropout in (0.1, 0.0):
-        tag = f"dropout={dropout:g}"
-        med = measure(dropout, steps, warmup, **config)
-        for name, sec in med.items():
-            rows.append(Row(f"{name} QQP train step {tag}", sec * 1e3, "ms", shape if name == "npdl" else "2 threads"))
-            rows.append(Row(f"{name} training tokens/s {tag}", tokens / sec, "tok/s", "fwd + bwd + Adam"))
-        if "torch" in med:
-            rows.append(Row(f"npdl / torch time {tag}", med["npdl"] / med["torch"], "x", "target <= 1.5"))
-    return rows
-
-
-if __name__ == "__main__":
-    for r in run():
-        print(f"{r.name:44s} {r.value:12.2f} {r.unit:6s} {r.note}")
+        seconds = measure(dropout, settings.rounds_or(steps), warmup, settings.threads, **cfg)
+        figures.append(Figure("transformer", f"QQP train step (fwd + bwd + Adam), dropout={dropout:g}", "ms",
+                              {k: [s * 1e3 for s in v] for k, v in seconds.items()}, shape, "<= 1.5"))
+    return figures

@@ -1,45 +1,58 @@
-"""word2vec throughput and analogy accuracy on the text8 prefix: npdl beside gensim, same run.
+"""word2vec on the text8 prefix: npdl beside gensim, same threads, same run.
 
-One epoch of skip-gram and of CBOW with word2vec's settings (dim 100, window 5, 5 negatives,
-min_count 5, sample 1e-3, alpha 0.025 / 0.05 decaying linearly to 0.0001 x alpha) on the 12.5 MB
-text8 prefix (2,139,748 words). npdl trains through its Trainer (configs
-``{skipgram,cbow}_text8_prefix.yaml``); gensim (optional, dev-time only) runs ``Word2Vec`` with
-the same settings and 2 workers on the same words, cut into 10,000-word sentences as gensim's
-``Text8Corpus`` does. Timings cover training only (not reading the corpus or the vocabulary).
+What is compared. npdl's word2vec is a different estimator from gensim's (word2vec.c's):
 
-Figures: raw words/s (corpus words fed per second) and effective words/s (after min_count and
-subsampling), npdl / gensim ratios, and both models' 3CosAdd accuracy on questions-words.txt
-(top 30,000 words) measured by the same code. ``rounds`` > 1 alternates npdl and gensim and
-reports medians, so load from other processes hits both alike.
+* gensim updates the vectors after every (center, context) pair with its own K negatives
+  (per-pair SGD, Hogwild threads);
+* npdl trains in minibatches of ~2,000 words: the loss of a batch is summed and one SGD step
+  applies it, and the negatives are a shared pool of S words per batch part, each weighted K/S
+  (the same expected gradient as K independent negatives; ``npdl.families.word2vec.model``).
+
+So words/s alone compares different things; the question both answer is how fast they reach a
+given quality. Two modes:
+
+* default (``run``): one epoch of skip-gram and of CBOW with word2vec's settings (dim 100,
+  window 5, 5 negatives, min_count 5, sample 1e-3, alpha 0.025 / 0.05 decaying linearly) on the
+  12.5 MB text8 prefix (2,139,748 words), npdl and gensim alternating for ``rounds`` rounds:
+  raw and effective words/s (median, spread, ratio) and the analogy accuracy after that epoch;
+* ``--to-quality`` (``npdl.families.word2vec.quality``): wall time for each to reach gensim's 5-epoch
+  analogy accuracy (minutes of work; run it on a quiet machine).
+
+The analogy questions are split by section (``split_sections``): a development half, on which
+defaults such as npdl's negative pool are to be chosen, and a report half; both halves and the
+whole set are reported. npdl trains through its Trainer (``{skipgram,cbow}_text8_prefix.yaml``'s
+settings), gensim runs ``Word2Vec`` on the same words cut into 10,000-word sentences as
+``Text8Corpus`` does; timings cover training only (not reading the corpus or the vocabulary).
 
 The corpus is looked for under ``npdl.data.download.data_root()`` ($NPDL_DATA or ./datasets):
 ``npdl download text8_prefix --mirror DIR`` and ``npdl download analogy`` put it there.
 """
 from __future__ import annotations
 
-import statistics
 import time
 
-from npdl.bench import Row
+from npdl.bench import Figure, Settings, alternate
 
 SETTINGS = {"dim": 100, "window": 5, "negative": 5, "min_count": 5, "sample": 1e-3, "epochs": 1}
 ALPHA = {"skipgram": 0.025, "cbow": 0.05}
+TEXT8 = {"type": "text8_prefix", "min_count": SETTINGS["min_count"], "sample": SETTINGS["sample"],
+         "window": SETTINGS["window"]}
+HALVES = ("dev", "report", "all")
 
 
-def _config(kind: str, epochs: int) -> dict:
+def _config(kind: str, epochs: int, data: dict, threads: int) -> dict:
     s = SETTINGS
-    return {"name": f"bench_{kind}", "seed": 0,
-            "data": {"type": "text8_prefix", "min_count": s["min_count"], "sample": s["sample"],
-                     "window": s["window"]},
-            "model": {"type": kind, "dim": s["dim"], "negative": s["negative"]},
+    return {"name": f"bench_{kind}", "seed": 0, "data": dict(data),
+            "model": {"type": kind, "dim": s["dim"], "negative": s["negative"], "threads": threads},
             "optimizer": {"type": "sgd", "lr": ALPHA[kind]}, "schedule": {"type": "linear"},
             "train": {"epochs": epochs, "log_every": 10**9}}
 
 
-def _npdl(kind: str, epochs: int, root) -> dict:
+def _npdl(kind: str, epochs: int, root=None, threads: int = 2, data: dict | None = None) -> dict:
+    """Train npdl for ``epochs`` (a schedule planned for that many); seconds, words fed, vectors."""
     from npdl import config, experiment
 
-    exp = experiment.build(config.from_dict(_config(kind, epochs), f"<bench {kind}>"), root)
+    exp = experiment.build(config.from_dict(_config(kind, epochs, data or TEXT8, threads), f"<bench {kind}>"), root)
     t0 = time.perf_counter()
     exp.trainer().fit()
     seconds = time.perf_counter() - t0
@@ -52,16 +65,19 @@ def _npdl(kind: str, epochs: int, root) -> dict:
             "vectors": exp.model.vectors(), "words": exp.data.vocab.tokens}
 
 
-def _gensim(kind: str, epochs: int, words: list[str]) -> dict | None:
+def _gensim(kind: str, epochs: int, words: list[str] | None = None, threads: int = 2,
+            sentences: list[list[str]] | None = None, data: dict | None = None) -> dict | None:
+    """gensim's Word2Vec with the same settings and ``threads`` workers; None without gensim."""
     try:
         from gensim.models import Word2Vec
     except Exception:  # noqa: BLE001 - gensim is an optional dev-time reference
         return None
-    s = SETTINGS
-    sentences = [words[i:i + 10_000] for i in range(0, len(words), 10_000)]
-    model = Word2Vec(vector_size=s["dim"], window=s["window"], negative=s["negative"], min_count=s["min_count"],
-                     sample=s["sample"], sg=int(kind == "skipgram"), alpha=ALPHA[kind], min_alpha=ALPHA[kind] * 1e-4,
-                     workers=2, seed=1)
+    s, d = SETTINGS, data or TEXT8
+    if sentences is None:
+        sentences = [words[i:i + 10_000] for i in range(0, len(words), 10_000)]
+    model = Word2Vec(vector_size=s["dim"], window=d["window"], negative=s["negative"], min_count=d["min_count"],
+                     sample=d["sample"], sg=int(kind == "skipgram"), alpha=ALPHA[kind], min_alpha=ALPHA[kind] * 1e-4,
+                     workers=threads, seed=1)
     model.build_vocab(sentences)
     t0 = time.perf_counter()
     effective, raw = model.train(sentences, total_examples=len(sentences), epochs=epochs)
@@ -70,49 +86,79 @@ def _gensim(kind: str, epochs: int, words: list[str]) -> dict | None:
             "words": list(model.wv.index_to_key)}
 
 
-def run(epochs: int = 1, rounds: int = 3, root=None) -> list[Row]:
-    """Rows for skip-gram and CBOW: words/s of npdl and gensim, ratios, analogy accuracies."""
-    from npdl.data import download, parsers
+def split_sections(questions) -> dict[str, list[str]]:
+    """The analogy sections in file order, alternately to the development and the report half
+    (both halves then mix semantic and syntactic sections)."""
+    sections = list(dict.fromkeys(s for s, _ in questions))
+    return {"dev": sections[0::2], "report": sections[1::2], "all": sections}
+
+
+def accuracies(result: dict, questions, restrict: int = 30000) -> dict[str, float]:
+    """3CosAdd accuracy (%) of a trained model on the development half, the report half and the whole set."""
     from npdl.families.word2vec.task import analogy_accuracy
 
+    acc = analogy_accuracy(result["vectors"], result["words"], questions, restrict)
+    out = {}
+    for half, sections in split_sections(questions).items():
+        n = sum(acc["section_questions"][s] for s in sections)
+        right = sum(acc["sections"][s] * acc["section_questions"][s] for s in sections)
+        out[half] = 100.0 * right / n if n else 0.0
+    return out
+
+
+def corpus(root=None):
+    """(words, questions or None) of the text8 prefix, or a skip Figure when it is not downloaded."""
+    from npdl.data import download, parsers
+
     if not download.is_downloaded("text8_prefix", root):
-        return [Row("word2vec", 0.0, "", f"skipped: text8_prefix is not in {download.data_root(root)} - run: "
-                                         "npdl download text8_prefix --mirror DIR")]
+        return Figure("word2vec", "word2vec", "", {}, f"skipped: text8_prefix is not in {download.data_root(root)}"
+                      " - run: npdl download text8_prefix --mirror DIR")
     questions = None
     if download.is_downloaded("analogy", root):
         questions = parsers.load_analogy(download.dataset_dir("analogy", root))
-    words = parsers.load_text8(download.dataset_dir("text8_prefix", root)).split()
-    rows = []
+    return parsers.load_text8(download.dataset_dir("text8_prefix", root)).split(), questions
+
+
+def run(settings: Settings | None = None, root=None, to_quality: bool = False) -> list[Figure]:
+    """Throughput figures (or, with ``to_quality``, time-to-quality) for skip-gram and CBOW."""
+    if settings is None:
+        from npdl.bench.conditions import default_threads
+
+        settings = Settings(threads=default_threads())
+    found = corpus(root)
+    if isinstance(found, Figure):
+        return [found]
+    words, questions = found
+    if to_quality:
+        from npdl.families.word2vec import quality as w2v_quality
+
+        if questions is None:
+            return [Figure("word2vec", "word2vec", "", {}, "skipped: --to-quality needs `npdl download analogy`")]
+        return w2v_quality.run(settings, questions, root=root, words=words)
+    return throughput(settings, words, questions, root=root)
+
+
+def throughput(settings: Settings, words: list[str] | None, questions, root=None, data: dict | None = None,
+               sentences: list[list[str]] | None = None, epochs: int = 1) -> list[Figure]:
+    """Words/s of npdl and gensim over alternating rounds of ``epochs`` epochs, and their accuracies."""
+    figures = []
     for kind in ("skipgram", "cbow"):
-        runs = {"npdl": [], "gensim": []}
-        for _ in range(rounds):
-            runs["npdl"].append(_npdl(kind, epochs, root))
-            g = _gensim(kind, epochs, words)
-            if g is not None:
-                runs["gensim"].append(g)
-        rows += _rows(kind, epochs, runs, questions, analogy_accuracy)
-    return rows
-
-
-def _rows(kind, epochs, runs, questions, analogy_accuracy) -> list[Row]:
-    rows, rates = [], {}
-    for who, results in runs.items():
-        if not results:
-            rows.append(Row(f"{kind} gensim", 0.0, "", "gensim not installed: no reference"))
-            continue
-        raw = statistics.median(r["raw"] / r["seconds"] for r in results)
-        eff = statistics.median(r["effective"] / r["seconds"] for r in results)
-        rates[who] = (raw, eff)
-        note = f"{epochs} epoch(s), median of {len(results)}" + (", 2 workers" if who == "gensim" else "")
-        rows += [Row(f"{kind} {who} raw words/s", raw, "words/s", note),
-                 Row(f"{kind} {who} effective words/s", eff, "words/s", "after min_count and subsampling")]
+        sides = {"npdl": lambda k=kind: _npdl(k, epochs, root, settings.threads, data),
+                 "gensim": lambda k=kind: _gensim(k, epochs, words, settings.threads, sentences, data)}
+        runs = alternate(sides, settings.rounds_or(3))
+        runs = {k: [r for r in v if r is not None] for k, v in runs.items()}
+        note = f"{epochs} epoch(s) per round; npdl threads = gensim workers = {settings.threads}"
+        if not runs["gensim"]:
+            note += "; gensim not installed: no reference"
+        for what, key in (("raw words/s (corpus words fed)", "raw"),
+                          ("effective words/s (after min_count and subsampling)", "effective")):
+            figures.append(Figure("word2vec", f"{kind} {what}", "words/s",
+                                  {k: [r[key] / r["seconds"] for r in v] for k, v in runs.items()}, note,
+                                  ">= 0.3" if key == "raw" else ""))
         if questions is not None:
-            last = results[-1]
-            acc = analogy_accuracy(last["vectors"], last["words"], questions, 30000)
-            rows.append(Row(f"{kind} {who} analogy accuracy", 100 * acc["accuracy"], "%",
-                            f"{acc['questions']} of {acc['total_questions']} questions (top 30k words)"))
-    if "gensim" in rates:
-        rows.append(Row(f"{kind} npdl / gensim raw words/s", rates["npdl"][0] / rates["gensim"][0], "x",
-                        "target >= 0.3"))
-        rows.append(Row(f"{kind} npdl / gensim effective words/s", rates["npdl"][1] / rates["gensim"][1], "x"))
-    return rows
+            acc = {k: [accuracies(r, questions) for r in v] for k, v in runs.items()}
+            for half in HALVES:
+                figures.append(Figure("word2vec", f"{kind} analogy accuracy after {epochs} epoch(s), {half} sections",
+                                      "%", {k: [a[half] for a in v] for k, v in acc.items()},
+                                      "3CosAdd, top 30k words; dev = even-numbered sections, report = odd"))
+    return figures

@@ -1,0 +1,102 @@
+"""``npdl bench cnn``: the ``cnn_mnist`` training step, npdl beside the same network in PyTorch.
+
+The model, batch and optimizer are ``configs/cnn_mnist.yaml``'s: Conv 5x5 32 ('same') - ReLU -
+MaxPool 2 - Conv 5x5 64 - ReLU - MaxPool 2 - Flatten - Linear 128 - ReLU - Dropout 0.3 - Linear
+10, batch 128 of 1x28x28 float32, softmax cross-entropy, global-norm clipping at 5, Adam (lr
+1e-3; the config's cosine schedule only changes the lr's value, not the work). Inputs are
+synthetic (random pixels and labels of MNIST's shape), so nothing is downloaded.
+
+PyTorch's copy starts from its own initialisation (the work does not depend on the values).
+Each side runs in processes of its own (``npdl.bench.worker``), alternating for ``rounds``
+rounds under the same threads and allocator; per process, the median of ``steps`` steps after
+``warmup`` untimed ones, and the memory the steps take over the baseline after imports.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from npdl.bench import Figure, Settings, has_module
+from npdl.bench.worker import isolated_figures
+
+SIZES = {"batch": 128, "channels": [32, 64], "hidden": 128, "side": 28}
+QUICK = {"batch": 4, "channels": [2, 4], "hidden": 8, "side": 8}
+KERNEL, DROPOUT, LR, CLIP, CLASSES = 5, 0.3, 1e-3, 5.0, 10
+
+
+def _batches(batch: int, side: int, n: int = 4):
+    rng = np.random.default_rng(1)
+    return [(rng.random((batch, 1, side, side), dtype=np.float32), rng.integers(0, CLASSES, batch))
+            for _ in range(n)]
+
+
+def npdl_setup(batch: int, channels: list[int], hidden: int, side: int):
+    """npdl's ``cnn`` model (the config's), cross-entropy, clip, Adam: one training step."""
+    import npdl
+    import npdl.functional as F
+    from npdl.models.cnn import CNN
+    from npdl.optim import Adam
+    from npdl.optim.clip import clip_grad_norm_
+
+    npdl.manual_seed(0)
+    model = CNN(CLASSES, 1, channels, KERNEL, hidden=[hidden], dropout=DROPOUT)
+    data = _batches(batch, side)
+    with npdl.no_grad():
+        model(npdl.Tensor(data[0][0]))       # the head's in_features are inferred on the first call
+    model.train()
+    opt = Adam(model.named_parameters(), lr=LR)
+    params = list(model.parameters())
+    calls = itertools.count()
+
+    def step():
+        x, y = data[next(calls) % len(data)]
+        loss = F.cross_entropy(model(npdl.Tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_norm_(params, CLIP)
+        opt.step()
+
+    return step
+
+
+def torch_setup(batch: int, channels: list[int], hidden: int, side: int, threads: int):
+    """The same network and step in PyTorch (float32)."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    c1, c2 = channels
+    model = nn.Sequential(nn.Conv2d(1, c1, KERNEL, padding=KERNEL // 2), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(c1, c2, KERNEL, padding=KERNEL // 2), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(c2 * (side // 4) ** 2, hidden), nn.ReLU(), nn.Dropout(DROPOUT),
+                          nn.Linear(hidden, CLASSES))
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in _batches(batch, side)]
+    calls = itertools.count()
+
+    def step():
+        x, y = data[next(calls) % len(data)]
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        opt.step()
+
+    return step
+
+
+def run(settings: Settings, steps: int = 10, warmup: int = 2) -> list[Figure]:
+    """Figures: ms per training step (and the work's memory) of npdl and torch (when installed)."""
+    size = QUICK if settings.quick else SIZES
+    steps, warmup = (2, 1) if settings.quick else (steps, warmup)
+    c1, c2 = size["channels"]
+    shape = (f"conv{KERNEL} {c1}-pool-conv{KERNEL} {c2}-pool-fc {size['hidden']}-10, dropout {DROPOUT}, "
+             f"B={size['batch']} x 1x{size['side']}x{size['side']} float32, Adam, clip {CLIP:g}")
+    targets = {"npdl": "npdl.bench.cnn:npdl_setup"}
+    if has_module("torch"):
+        targets["torch"] = "npdl.bench.cnn:torch_setup"
+    return isolated_figures("cnn", "cnn_mnist train step", targets, settings, steps, warmup, settings.rounds_or(3),
+                            shape, "<= 1.5", memory=True, extra={"torch": {"threads": settings.threads}}, **size)
