@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from npdl.cli.app import command, fail
+from npdl.cli.app import command, console, fail
 
 BENCHMARKS = ("ops", "mlp", "layers", "word2vec", "lstm", "transformer")  # transformer includes beam search
 
@@ -16,10 +15,10 @@ def _available(name: str) -> bool:
     return find_spec(f"npdl.bench.{name}") is not None
 
 
-@command()
-def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '.join(BENCHMARKS)} (default all).")):
+@command(short_help="Benchmarks beside NumPy and PyTorch.")
+def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '.join(BENCHMARKS)} (default all).",
+                                            metavar="NAME")):
     """Measure npdl beside hand-written NumPy and PyTorch (when installed), same run."""
-    console = Console()
     chosen = names or [b for b in BENCHMARKS if _available(b)]
     for name in chosen:
         if name not in BENCHMARKS or not _available(name):
