@@ -3,27 +3,32 @@
 Every file goes through the same path: bytes are streamed into ``<file>.part``, the ``.part`` is
 checked against the catalog checksums, and only then renamed over the final name. So a failed
 or corrupt download never replaces a good copy. A mirror (a local folder, or an http(s)/file
-URL, with the same file names) is tried before the official URLs. An interrupted HTTP download
-leaves its ``.part`` behind and is resumed with a ``Range`` request next time.
+URL, with the same file names) is tried before the official URLs.
 
-Only the standard library does HTTP (``urllib.request``), with a 15 s socket timeout.
+Leftovers and bounds: an interrupted HTTP download from a server that supports ``Range``
+leaves its ``.part`` behind and is resumed next time; every other failed ``.part`` (a local
+copy, a server without ranges, bytes that fail the checksum) is removed, so failures never
+pile up on disk. No source is read past the catalogued size (an endless stream, a gzip bomb):
+the transfer stops one byte later and names the file and the size expected. A mirror entry
+that is not a regular file (a FIFO, device, folder, broken link) is refused without opening it.
+
+Only the standard library does HTTP (``urllib.request``), with a 15 s socket timeout. Progress
+goes to an optional hook (``progress``), so this module itself never prints.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import logging
 import os
-import shutil
-import sys
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 from urllib.request import Request, url2pathname, urlopen
-
-from tqdm import tqdm
 
 from npdl.data.archives import ArchiveError, extract_members
 from npdl.data.checksums import CHUNK as _CHUNK
@@ -34,6 +39,7 @@ ENV_DATA = "NPDL_DATA"
 ENV_MIRROR = "NPDL_MIRROR"
 DEFAULT_ROOT = "datasets"
 TIMEOUT_S = 15.0  # connect and per-read timeout: an offline machine must fail fast, not hang
+UNSIZED_LIMIT = 1 << 31  # bytes read at most for a file whose size the catalog does not give (2 GiB)
 _log = logging.getLogger(__name__)
 
 
@@ -117,12 +123,15 @@ def download(name: str, root: str | os.PathLike | None = None, mirror: str | os.
             ``$NPDL_MIRROR``; ``""`` means no mirror.
         force: fetch again even the files that are present and valid (they are replaced only by
             verified copies).
-        progress: show tqdm progress bars on stderr.
+        progress: a hook with ``file(label, total, initial)`` returning a context manager that
+            yields ``advance(n_bytes)`` (``npdl.cli.progress.TransferBars``); ``True`` means the
+            CLI's rich bars on stderr, ``False``/``None`` no display.
 
     Raises:
         DownloadError: all sources of a required file failed, or the mirror folder does not exist.
         UnknownDatasetError: ``name`` is not in the catalog.
     """
+    progress = _progress_hook(progress)
     source = get_source(name)
     target = dataset_dir(name, root)
     mirror_base = _resolve_mirror(mirror)
@@ -155,9 +164,15 @@ def download(name: str, root: str | os.PathLike | None = None, mirror: str | os.
         if not any(target.iterdir()):  # leave no empty folder behind; kept .part files stay for resuming
             target.rmdir()
         raise
-    if progress:
-        tqdm.write(f"{name}: ready in {target.as_posix()}", file=sys.stderr)
     return target
+
+
+def _progress_hook(progress):
+    if progress is True:  # the CLI's display, imported only when asked for (this module never prints)
+        from npdl.cli.progress import TransferBars
+
+        return TransferBars()
+    return progress or None
 
 
 def _missing(source: DatasetSource, target: Path) -> list[str]:
@@ -175,7 +190,11 @@ def _resolve_mirror(mirror: str | os.PathLike | None) -> str | Path | None:
     if text.startswith(("http://", "https://")):
         return text.rstrip("/")
     path = Path(url2pathname(urlparse(text).path)) if text.startswith("file:") else Path(text).expanduser()
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a path too long, a link loop, no permission
+        raise DownloadError(f"mirror {text!r}: {exc.strerror or exc}") from None
+    if not is_dir:
         raise DownloadError(f"mirror {text!r} is not an existing folder (nor an http(s)/file URL)")
     return path
 
@@ -190,14 +209,36 @@ def _mirror_locations(base: str | Path | None, source: DatasetSource, entry: Rem
     relpaths = [(f"{folder}/{name}" if folder else name, gz) for folder in folders for name, gz in names]
     if isinstance(base, str):
         return [_Location(f"{base}/{rel}", url=f"{base}/{rel}", gzipped=gz) for rel, gz in relpaths]
-    found = [_Location(str(base / rel), path=base / rel, gzipped=gz)
-             for rel, gz in relpaths if (base / rel).is_file()]
-    if not found:
+    found, refused = [], []
+    for rel, gz in relpaths:
+        problem = _not_a_regular_file(base / rel)
+        if problem is None:
+            found.append(_Location(str(base / rel), path=base / rel, gzipped=gz))
+        elif problem:
+            refused.append(f"{base / rel}: {problem}")
+    tried += refused
+    if not found and not refused:
         tried.append(f"mirror {base}: no {' or '.join(dict.fromkeys(n for n, _ in names))} there")
     return found
 
 
-def _fetch(entry: RemoteFile, dest: Path, locations: list[_Location], progress: bool, resume: bool,
+def _not_a_regular_file(path: Path) -> str | None:
+    """None for a regular file (links followed); "" when nothing is there; else why it is refused.
+    A FIFO or device is never opened: reading it would block, or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.lexists(path) else ""
+    except OSError as exc:  # permission, link loop, name too long
+        return f"cannot read it ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    return "not a regular file (" + next((k for test, k in kinds if test(mode)), "special") + ")"
+
+
+def _fetch(entry: RemoteFile, dest: Path, locations: list[_Location], progress, resume: bool,
            tried: list[str]) -> bool:
     """Try ``locations`` in order until one yields a verified ``dest``; record each failure in ``tried``."""
     for location in locations:
@@ -209,7 +250,7 @@ def _fetch(entry: RemoteFile, dest: Path, locations: list[_Location], progress: 
     return False
 
 
-def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: bool, resume: bool) -> None:
+def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress, resume: bool) -> None:
     """Fetch ``location`` into ``dest.part``, verify it, and rename it over ``dest``.
 
     Raises: _AttemptFailed: the source is unreachable, or its bytes fail the checksum.
@@ -217,14 +258,18 @@ def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: boo
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     raw = dest.with_name(dest.name + ".gz.part") if location.gzipped else part
-    resumed = _transfer(location, raw, entry.path, progress, resume)
+    limit = _limit(entry, compressed=location.gzipped)
+    resumed = _transfer(location, raw, entry, limit, progress, resume)
     if location.gzipped:
         try:
             with gzip.open(raw, "rb") as src, open(part, "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
+                _copy_bounded(src.read, out, _limit(entry), location.label, entry)
         except (OSError, EOFError, zlib.error) as exc:
             part.unlink(missing_ok=True)
             raise _AttemptFailed(f"not a valid gzip file ({exc})") from None
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         finally:
             raw.unlink(missing_ok=True)
     problem = file_problem(entry, part)
@@ -236,23 +281,30 @@ def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: boo
     os.replace(part, dest)
 
 
-def _transfer(location: _Location, part: Path, label: str, progress: bool, resume: bool) -> bool:
+def _transfer(location: _Location, part: Path, entry: RemoteFile, limit: int, progress, resume: bool) -> bool:
     """Write the bytes of ``location`` into ``part``; return True when it appended to an old ``part``.
 
-    A local file is copied from scratch. Over HTTP an existing ``part`` is resumed with a
-    ``Range`` request; a server that answers 200 instead of 206 gets a full download.
+    A local file is copied from scratch; a failed copy leaves nothing behind. Over HTTP an
+    existing ``part`` is resumed with a ``Range`` request (a server that answers 200 instead of
+    206 gets a full download); an interrupted transfer keeps its ``part`` only when the server
+    supports ranges. Nothing is read past ``limit`` bytes.
     """
     if location.path is not None:
         try:
             with open(location.path, "rb") as src, open(part, "wb") as out, \
-                    _bar(location.path.stat().st_size, 0, label, progress) as bar:
-                while chunk := src.read(_CHUNK):
-                    out.write(chunk)
-                    bar.update(len(chunk))
+                    _bar(progress, entry.path, _size_of(src), 0) as advance:
+                _copy_bounded(src.read, out, limit, location.label, entry, advance)
         except OSError as exc:
-            raise _AttemptFailed(f"cannot copy ({exc})") from None
+            part.unlink(missing_ok=True)
+            raise _AttemptFailed(f"cannot copy ({exc.strerror or exc})") from None
+        except BaseException:  # a refused size, Ctrl-C: a local copy is never resumed
+            part.unlink(missing_ok=True)
+            raise
         return False
     offset = part.stat().st_size if resume and part.is_file() else 0
+    if offset > limit:  # an old .part already too long: start over
+        part.unlink()
+        offset = 0
     headers = {"User-Agent": "npdl-download/0.1"} | ({"Range": f"bytes={offset}-"} if offset else {})
     try:
         response = urlopen(Request(location.url, headers=headers), timeout=TIMEOUT_S)
@@ -265,21 +317,70 @@ def _transfer(location: _Location, part: Path, label: str, progress: bool, resum
         raise _AttemptFailed(_network_reason(exc)) from None
     with response:
         ranged = offset and response.status == 206 and _range_start(response.headers) == offset
+        resumable = response.status == 206 or response.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
         offset = offset if ranged else 0
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
+        if total is not None and total > limit:
+            part.unlink(missing_ok=True)
+            raise _AttemptFailed(_too_long(location.label, entry, f"the server announces {total:,} bytes"))
         written = offset
         try:
-            with open(part, "ab" if ranged else "wb") as out, _bar(total, offset, label, progress) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    written += len(chunk)
-                    bar.update(len(chunk))
-        except (OSError, http.client.HTTPException) as exc:  # the .part stays, to be resumed
-            raise _AttemptFailed(f"interrupted after {written} bytes: {_network_reason(exc)}") from None
+            with open(part, "ab" if ranged else "wb") as out, _bar(progress, entry.path, total, offset) as advance:
+                written += _copy_bounded(response.read, out, limit - offset, location.label, entry, advance)
+        except (OSError, http.client.HTTPException) as exc:
+            if not resumable:  # nothing to resume from: leave nothing behind
+                part.unlink(missing_ok=True)
+            raise _AttemptFailed(f"interrupted: {_network_reason(exc)}"
+                                 + (" (the .part is kept for resuming)" if resumable else "")) from None
+        except _AttemptFailed:  # more bytes than the catalogued size: garbage, never resumed
+            part.unlink(missing_ok=True)
+            raise
+        except BaseException:  # Ctrl-C: keep only what a Range request can resume
+            if not resumable:
+                part.unlink(missing_ok=True)
+            raise
     if total is not None and written < total:
-        raise _AttemptFailed(f"connection closed after {written} of {total} bytes (the .part is kept for resuming)")
+        if not resumable:
+            part.unlink(missing_ok=True)
+        raise _AttemptFailed(f"connection closed after {written} of {total} bytes"
+                             + (" (the .part is kept for resuming)" if resumable else ""))
     return bool(ranged)
+
+
+def _limit(entry: RemoteFile, compressed: bool = False) -> int:
+    """Most bytes worth reading for ``entry``: its catalogued size (a gzip copy of it may be a
+    little larger when the data do not compress), else UNSIZED_LIMIT."""
+    if entry.size is None:
+        return UNSIZED_LIMIT
+    return entry.size + (entry.size // 100 + 1024 if compressed else 0)
+
+
+def _copy_bounded(read, out, limit: int, label: str, entry: RemoteFile, advance=None) -> int:
+    """Copy ``read(n)`` chunks into ``out`` until EOF; refuse a source longer than ``limit``
+    (reading at most one byte more). Returns the bytes written.
+    Raises: _AttemptFailed: the source goes on past ``limit``."""
+    written = 0
+    while chunk := read(min(_CHUNK, limit + 1 - written)):
+        written += len(chunk)
+        if written > limit:
+            raise _AttemptFailed(_too_long(label, entry, f"it goes on past {limit:,} bytes"))
+        out.write(chunk)
+        if advance is not None:
+            advance(len(chunk))
+    return written
+
+
+def _too_long(label: str, entry: RemoteFile, what: str) -> str:
+    expected = f"{entry.size:,} bytes" if entry.size is not None else f"at most {UNSIZED_LIMIT:,} bytes"
+    return f"refused {entry.path}: {what}, the catalog expects {expected} (not the expected file)"
+
+
+def _size_of(f) -> int | None:
+    try:
+        return os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
 
 
 def _range_start(headers) -> int | None:
@@ -301,13 +402,15 @@ def _network_reason(exc: BaseException) -> str:
     return str(reason) or type(reason).__name__
 
 
-def _bar(total: int | None, initial: int, label: str, progress: bool) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                file=sys.stderr, disable=not progress, leave=False)
+def _bar(progress, label: str, total: int | None, initial: int):
+    """The progress hook's context for one transfer (yields ``advance(n)``), or a silent one."""
+    if progress is None:
+        return contextlib.nullcontext(None)
+    return progress.file(label, total, initial)
 
 
 def _from_archive(source: DatasetSource, archive: RemoteFile, members: list[RemoteFile], target: Path,
-                  mirror_base: str | Path | None, force: bool, progress: bool,
+                  mirror_base: str | Path | None, force: bool, progress,
                   attempts: dict[str, list[str]]) -> list[RemoteFile]:
     """Get ``archive`` (reusing a present copy), extract ``members``; return the members still missing."""
     tried = attempts.setdefault(archive.path, [])
