@@ -14,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import math
 import os
 import re
-import stat
 import sys
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -228,65 +225,6 @@ if _TyperCommand is not None:
             return params
 else:  # pragma: no cover
     _Command = None
-
-
-# ---- values the type system cannot check ---------------------------------------------------
-def finite(value: float | None) -> float | None:
-    """Typer callback for float options: NaN and infinities are refused."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"expected a finite number, got {value}")
-    return value
-
-
-def number_between(low: float, high: float, zero_ok: bool = False):
-    """Typer callback for a float option: finite, in [low, high] (or exactly 0 when ``zero_ok``);
-    one message that says the allowed range, also for NaN."""
-
-    def check(value: float | None) -> float | None:
-        if value is None or (zero_ok and value == 0) or (math.isfinite(value) and low <= value <= high):
-            return value
-        allowed = f"0 or a number from {low} to {high}" if zero_ok else f"a number from {low} to {high}"
-        raise typer.BadParameter(f"expected {allowed}, got {value}")
-
-    return check
-
-
-def regular_file(path: Path, what: str) -> Path:
-    """``path`` if it is an existing regular file (following links); a UsageError naming ``what``
-    otherwise. A FIFO or device is refused before anything opens it (opening would block or
-    read without end)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise UsageError(f"{what} {os_error_message(exc)}") from None
-    if not stat.S_ISREG(mode):
-        raise UsageError(f"{what} {path}: not a regular file ({_kind(mode)})")
-    return path
-
-
-def output_file(path: Path, what: str) -> Path:
-    """``path`` if a file may be written there: its folder exists and it is not a folder, FIFO
-    or device (opening a FIFO for writing blocks until someone reads it)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise UsageError(f"{what} {os_error_message(exc)}") from None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise UsageError(f"{what} {path}: exists and is not a regular file ({_kind(mode)})")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{what} {path}: the folder {parent} does not exist (create it first)")
-    return path
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a plain file"
 
 
 # ---- a closed stdout must not stop the work -----------------------------------------------

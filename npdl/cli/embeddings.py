@@ -9,8 +9,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from npdl.cli.app import command, console, fail, output_file, stage
-from npdl.cli.train import CKPT_METAVAR, RUNS_HELP, check_checkpoint
+from npdl.cli.app import command, console, fail, stage
+from npdl.cli.arguments import check_checkpoint, output_file
+from npdl.cli.train import CKPT_METAVAR, RUNS_HELP
 
 CKPT_HELP = "best | last | step-N | a .npz path (default: best, else last)."
 MAX_K = 10_000  # more answers than anyone reads; also bounds the table

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import typer
 
-from npdl.cli.app import command, console, fail, number_between, stage, warn
-from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP, check_checkpoint
+from npdl.cli.app import command, console, fail, stage, warn
+from npdl.cli.arguments import check_checkpoint, number_between
+from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP
 
 MAX_LENGTH = 100_000      # tokens per call: beyond this, write a loop (and a file) instead
 MIN_TEMPERATURE = 1e-3    # below this, logits / T overflow: 0 (greedy) is what such a value means

@@ -12,7 +12,8 @@ from pathlib import Path
 import typer
 
 from npdl.cli.app import UsageError, command, console, stage, warn
-from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, RUNS_HELP, check_checkpoint
+from npdl.cli.arguments import check_checkpoint
+from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, RUNS_HELP
 
 
 @command(short_help="Classify a text or a question pair.")

@@ -11,7 +11,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from npdl.cli.app import command, console, fail, output_file
+from npdl.cli.app import command, console, fail
+from npdl.cli.arguments import output_file
 
 
 @command("runs")

@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from npdl.atomic import atomic_write
-from npdl.cli.app import UsageError, command, console, fail, regular_file, stage, warn
+from npdl.cli.app import command, console, fail, stage, warn
+from npdl.cli.arguments import check_checkpoint, regular_file
 from npdl.cli.progress import ProgressReporter, fmt_epochs, fmt_metrics
 
 SET_HELP = "Override a config value: --set optimizer.lr=3e-4 (value parsed as YAML). Repeatable."
@@ -20,19 +21,6 @@ ROOT_HELP = "Dataset folder (default: $NPDL_DATA or ./datasets)."
 CKPT_HELP = "best | last | step-N | a .npz path."
 CKPT_METAVAR = "best|last|step-N|PATH"
 SET_METAVAR = "KEY=VALUE"
-
-
-def check_checkpoint(which: str) -> str:
-    """Refuse a --checkpoint value that cannot name a checkpoint before anything is loaded:
-    a step number of absurd length, or a path that is missing, a folder, a FIFO or a device."""
-    if which in ("best", "last"):
-        return which
-    if which.startswith("step-"):
-        if not which[5:].isdigit() or len(which) > 25:
-            raise UsageError(f"--checkpoint {which}: expected best, last, step-N (N a number) or a file path")
-        return which
-    regular_file(Path(which), "--checkpoint")
-    return which
 
 
 def _load(config: Path, sets: list[str], name: str | None = None):

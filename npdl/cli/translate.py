@@ -12,8 +12,9 @@ from pathlib import Path
 
 import typer
 
-from npdl.cli.app import UsageError, command, fail, number_between, stage, warn
-from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP, check_checkpoint
+from npdl.cli.app import UsageError, command, fail, stage, warn
+from npdl.cli.arguments import check_checkpoint, number_between
+from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP
 
 MAX_BEAM = 256        # hypotheses kept per sentence; wider beams only cost memory
 MAX_LEN = 10_000      # tokens generated per sentence
