@@ -45,6 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
+        if server.ranges:  # what real servers (S3, GCS) announce; without it a partial is not kept
+            self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload[:server.truncate.get(self.path, len(payload))])

@@ -22,8 +22,9 @@ BENCHMARKS = {
 }
 
 
-@command()
-def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '.join(BENCHMARKS)} (default all)."),
+@command(short_help="Benchmarks beside NumPy, PyTorch and gensim.")
+def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '.join(BENCHMARKS)} (default all).",
+                                             metavar="NAME"),
           threads: int = typer.Option(None, "--threads", min=1,
                                       help="Threads for BLAS, npdl's pool, torch and gensim alike "
                                            "(default: what threadpoolctl reports for NumPy's BLAS)."),

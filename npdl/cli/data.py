@@ -5,17 +5,20 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from npdl.cli.app import command, console, fail
+from npdl.cli.app import command, console, err_console, fail, stage
+from npdl.cli.progress import TransferBars
 
 
-@command()
-def download(names: list[str] = typer.Argument(..., help="Dataset names (see `npdl datasets`)."),
+@command(short_help="Fetch and verify datasets.")
+def download(names: list[str] = typer.Argument(..., help="Dataset names (see `npdl datasets`).", metavar="NAME"),
              mirror: str = typer.Option(None, "--mirror", help="Local folder or URL with the same file names "
-                                                                 "(default: $NPDL_MIRROR)."),
+                                                                 "(default: $NPDL_MIRROR).", metavar="DIR|URL"),
              force: bool = typer.Option(False, "--force", help="Download again even if present and valid."),
              verify: bool = typer.Option(False, "--verify", help="Only check the files already on disk."),
-             root: Path = typer.Option(None, "--data-root", help="Dataset folder (default: $NPDL_DATA or ./datasets).")):
+             root: Path = typer.Option(None, "--data-root", help="Dataset folder (default: $NPDL_DATA or ./datasets).",
+                                       metavar="DATA_ROOT")):
     """Fetch datasets from their official URLs (or a mirror), verifying checksums."""
     from npdl.data import download as dl
     from npdl.data.sources import get_source
@@ -28,20 +31,23 @@ def download(names: list[str] = typer.Argument(..., help="Dataset names (see `np
             problems = dl.verify(name, root)
             if problems:
                 bad = True
-                console.print(f"[red]{name}: {len(problems)} problem(s)[/]")
+                console.print(Text(f"{name}: {len(problems)} problem(s)", style="red"), soft_wrap=True)
                 for p in problems:
-                    console.print(f"  {p}", markup=False)
+                    console.print(f"  {p}", soft_wrap=True)
             else:
-                console.print(f"[green]{name}: all files present and verified[/] ({dl.dataset_dir(name, root)})")
+                console.print(Text.assemble((f"{name}: all files present and verified", "green"),
+                                            f" ({dl.dataset_dir(name, root)})"), soft_wrap=True)
             continue
-        path = dl.download(name, root, mirror=mirror, force=force, progress=console.is_terminal)
-        console.print(f"[green]{name}[/]: ready in {path}")
+        with stage(f"downloading {name}"):
+            path = dl.download(name, root, mirror=mirror, force=force, progress=TransferBars(err_console))
+        console.print(Text.assemble((name, "green"), f": ready in {path}"), soft_wrap=True)
     if bad:
         raise fail("some datasets failed verification; run `npdl download NAME --force` to fetch them again")
 
 
 @command()
-def datasets(root: Path = typer.Option(None, "--data-root", help="Dataset folder (default: $NPDL_DATA or ./datasets).")):
+def datasets(root: Path = typer.Option(None, "--data-root", help="Dataset folder (default: $NPDL_DATA or ./datasets).",
+                                       metavar="DATA_ROOT")):
     """List the datasets npdl can download, and which are on disk."""
     from npdl.data import download as dl
     from npdl.data.sources import SOURCES

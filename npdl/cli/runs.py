@@ -12,6 +12,7 @@ import yaml
 from rich.table import Table
 
 from npdl.cli.app import command, console, err_console, fail
+from npdl.cli.arguments import output_file
 
 MAX_WARNINGS = 5  # skipped metrics lines reported per run; the rest are counted
 
@@ -211,6 +212,11 @@ def _emit(fmt: str, names: list[str], rows: list[tuple[str, list]]) -> None:
         console.print(table)
 
 
+# the dependency by name: "npdl" on the public package index is another project
+PLOT_HINT = ('writing a PNG needs matplotlib: pip install matplotlib (in a checkout of npdl: pip install -e ".[plot]"); '
+             "or omit -o for a chart in the terminal")
+
+
 @command()
 def plot(runs: list[str] = typer.Argument(..., help="Run folders or name prefixes."),
          metric: str = typer.Option("val.loss", "--metric", help="e.g. val.loss, val.accuracy, train.loss"),
@@ -226,13 +232,14 @@ def plot(runs: list[str] = typer.Argument(..., help="Run folders or name prefixe
         have = sorted({m for s in all_series.values() for m in s})
         raise fail(f"no '{metric}' in these runs (have: {', '.join(have)})")
     if output is not None:
+        output_file(output, "-o")
         try:
             import matplotlib
 
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError:
-            raise fail("writing a PNG needs matplotlib: pip install 'npdl[plot]' (or omit -o for a terminal chart)")
+            raise fail(PLOT_HINT)
         fig, ax = plt.subplots(figsize=(7, 4))
         for name, pts in curves.items():
             if pts:

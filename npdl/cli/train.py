@@ -9,32 +9,38 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from npdl.atomic import atomic_write
-from npdl.cli.app import command, console, err_console, fail
-from npdl.cli.progress import ProgressReporter, fmt_metrics
+from npdl.cli.app import command, console, fail, stage, warn
+from npdl.cli.arguments import check_checkpoint, regular_file
+from npdl.cli.progress import ProgressReporter, fmt_epochs, fmt_metrics
 
 SET_HELP = "Override a config value: --set optimizer.lr=3e-4 (value parsed as YAML). Repeatable."
 RUNS_HELP = "Folder that holds the runs."
 ROOT_HELP = "Dataset folder (default: $NPDL_DATA or ./datasets)."
+CKPT_HELP = "best | last | step-N | a .npz path."
+CKPT_METAVAR = "best|last|step-N|PATH"
+SET_METAVAR = "KEY=VALUE"
 
 
 def _load(config: Path, sets: list[str], name: str | None = None):
     from npdl import config as cfgmod
 
+    regular_file(config, "config")  # a FIFO or device would block or never end
     cfg = cfgmod.load(config, sets or [])
     if name:
         cfg.data["name"] = name
     return cfg
 
 
-def _summary_table(run_name: str, summary: dict) -> Table:
+def _summary_table(run_name: str, summary: dict, epochs: float | None = None) -> Table:
     table = Table(title=f"run {run_name}", show_header=True)
     table.add_column("figure")
     table.add_column("value", justify="right")
     best = summary.get("best") or {}
     table.add_row("steps", f"{summary['steps']:,}")
-    table.add_row("epochs", str(summary["epochs"]))
+    table.add_row("epochs", fmt_epochs(summary["epochs"] if epochs is None else epochs))
     table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
     if best.get("value") is not None:
         table.add_row(f"best {best['metric']} ({best['mode']})", f"{best['value']:.4f} @ step {best['step']}")
@@ -61,7 +67,7 @@ def _kept_checkpoint(run) -> str:
     last = run.checkpoint_path("last")
     step = checkpoint.read_step(last) if last.is_file() else None
     if step is None:
-        return f"no checkpoint was written yet (the first non-finite value came before the first checkpoint)"
+        return "no checkpoint was written yet (the first non-finite value came before the first checkpoint)"
     return f"the last good checkpoint (step {step}) is kept: {last}"
 
 
@@ -81,11 +87,12 @@ def _fit(exp, run, resumed_state=None, source=None) -> None:
         console.print(f"resuming {run.name} at step {trainer.step} (epoch {trainer.epoch}, batch {trainer.batch_in_epoch})"
                       + (f"; {dropped} events logged after that step removed" if dropped else ""))
     try:
-        summary = trainer.fit()
+        with stage(f"training {run.name}"):
+            summary = trainer.fit()
     except TrainingInterrupted as exc:
         reporter.stop()
         _set_status(run, "interrupted", steps=trainer.step)
-        err_console.print(f"[yellow]{exc}[/]; checkpoint written. Continue with: npdl resume {run.path}", markup=True)
+        warn(f"{exc}; checkpoint written. Continue with: npdl resume {run.path}")
         raise typer.Exit(130 if exc.signum == signal.SIGINT else 128 + exc.signum) from None
     except NonFiniteError as exc:
         reporter.stop()
@@ -101,16 +108,26 @@ def _fit(exp, run, resumed_state=None, source=None) -> None:
         else:
             _set_status(run, "failed", error=f"{type(exc).__name__}: {exc}", steps=trainer.step)
         raise
-    console.print(_summary_table(run.name, summary))
-    console.print(f"run folder: {run.path}")
+    console.print(_summary_table(run.name, summary, _epochs_done(exp, trainer)))
+    console.print(f"run folder: {run.path}", soft_wrap=True)
 
 
-@command()
+def _epochs_done(exp, trainer) -> float:
+    """Epochs trained, with the fraction of an epoch that max_steps cut short (0.4, not 0)."""
+    try:
+        batches = len(exp.data.loader("train"))
+    except Exception:  # noqa: BLE001 - the summary falls back to whole epochs
+        return float(trainer.epoch)
+    return trainer.epoch + (trainer.batch_in_epoch / batches if batches else 0.0)
+
+
+@command(short_help="Train a model from a YAML config.")
 def train(config: Path = typer.Argument(None, help="YAML experiment config."),
-          set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+          set_: list[str] = typer.Option(None, "--set", help=SET_HELP, metavar=SET_METAVAR),
           name: str = typer.Option(None, "--name", help="Run name (default: the config's name)."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-          resume: str = typer.Option(None, "--resume", help="Continue this run instead of starting one."),
+          resume: str = typer.Option(None, "--resume", help="Continue this run instead of starting one.",
+                                     metavar="RUN"),
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
     """Train the model a YAML config describes; everything lands in runs/<name>-<time>/."""
     if resume:
@@ -126,7 +143,8 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
         check_name(name, runs_dir)
     cfg = _load(config, set_, name)
     check_name(cfg.data.get("name"), runs_dir)       # the config's own name: checked before any work
-    exp = experiment.build(cfg, data_root)          # validates and reads data before a run folder exists
+    with stage(f"building the model and data of {config}"):
+        exp = experiment.build(cfg, data_root)      # validates and reads data before a run folder exists
     run = Run.create(runs_dir, cfg.data["name"])
     with run.lock():
         try:
@@ -164,12 +182,13 @@ def _resume(spec: str, runs_dir: Path, data_root: Path | None) -> None:
         last = run.checkpoint_path("last")
         if not last.is_file():
             raise fail(f"run {run.name} has no checkpoint to resume from ({last} is missing)")
-        exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
+        with stage(f"building the model and data of run {run.name}"):
+            exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
         state = checkpoint.load(last, model=exp.model, optimizer=exp.optimizer, require=("model", "optim", "meta"))
         _fit(exp, run, resumed_state=state, source=last)
 
 
-@command()
+@command(short_help="Continue an interrupted run.")
 def resume(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
            data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
@@ -177,9 +196,9 @@ def resume(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     _resume(run, runs_dir, data_root)
 
 
-@command()
-def check(configs: list[Path] = typer.Argument(..., help="One or more YAML configs."),
-          set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+@command(short_help="Validate configs, show model summaries.")
+def check(configs: list[Path] = typer.Argument(..., help="One or more YAML configs.", metavar="CONFIG"),
+          set_: list[str] = typer.Option(None, "--set", help=SET_HELP, metavar=SET_METAVAR),
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
     """Validate configs without training and print each model's summary from a dry forward pass."""
     import npdl
@@ -192,11 +211,12 @@ def check(configs: list[Path] = typer.Argument(..., help="One or more YAML confi
         experiment.validate(cfg)
         source = _data_source(cfg)
         have_data = source is None or download.is_downloaded(source, data_root)
-        exp = experiment.build(cfg, data_root, prepare=have_data)
-        model = exp.model
-        model.eval()
-        with npdl.no_grad(), trace(model, max_depth=2) as records:
-            exp.task.dry_run(exp.data.example_batch())
+        with stage(f"building the model and data of {path}"):
+            exp = experiment.build(cfg, data_root, prepare=have_data)
+            model = exp.model
+            model.eval()
+            with npdl.no_grad(), trace(model, max_depth=2) as records:
+                exp.task.dry_run(exp.data.example_batch())
         table = Table(title=f"{path}  ({type(model).__name__}, {model.num_parameters():,} parameters)")
         for col in ("layer", "type", "output shape", "parameters"):
             table.add_column(col, justify="right" if col == "parameters" else "left")
@@ -209,7 +229,7 @@ def check(configs: list[Path] = typer.Argument(..., help="One or more YAML confi
             table.add_row(r.name, r.kind, shapes, f"{r.params:,}" if r.params else "")
         console.print(table)
         note = "" if have_data else f" (dataset '{source}' not downloaded: shapes from its declared sizes)"
-        console.print(f"[green]ok[/] {path}{note}")
+        console.print(Text.assemble(("ok", "green"), f" {path}{note}"), soft_wrap=True)
 
 
 def _data_source(cfg):
@@ -219,9 +239,9 @@ def _data_source(cfg):
     return DATASETS.build(cfg.data["data"], "data").source
 
 
-@command("eval")
+@command("eval", short_help="Evaluate a run's checkpoint on a split.")
 def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
-          checkpoint_: str = typer.Option("best", "--checkpoint", help="best | last | step-N | a .npz path."),
+          checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR),
           split: str = typer.Option("test", "--split", help="Which split to evaluate."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
@@ -229,7 +249,9 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
     """Evaluate a run's checkpoint on a split; prints a table and writes it into the run."""
     from npdl import experiment
 
-    r, exp, path, state = experiment.from_run(run, runs_dir, checkpoint_, data_root, prepare=True)
+    check_checkpoint(checkpoint_)
+    with stage(f"loading run {run}"):
+        r, exp, path, state = experiment.from_run(run, runs_dir, checkpoint_, data_root, prepare=True)
     evaluate = exp.task.evaluate
     if task_:
         evaluate = getattr(exp.task, f"evaluate_{task_}", None)
@@ -258,4 +280,4 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
                                  indent=2, default=float))
     r.log({"event": "eval_cli", "split": task_ or split, "checkpoint": path.name,
            "step": state["meta"]["step"], **{k: v for k, v in metrics.items() if not isinstance(v, dict)}})
-    console.print(f"written to {out}")
+    console.print(f"written to {out}", soft_wrap=True)

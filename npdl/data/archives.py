@@ -4,12 +4,13 @@ Members are written to ``.part`` files first and renamed into place only once th
 proves genuine (every member with a checksum matches, and at least one thing verified), so
 a wrong or truncated archive never replaces good files. Only regular members named in the
 catalog are read: links and devices are never created, and no path can leave the target.
+No member is extracted past its catalogued size (or ``MEMBER_LIMIT`` when it has none), so a
+decompression bomb stops early.
 """
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tarfile
 import zipfile
 import zlib
@@ -21,6 +22,7 @@ from npdl.data.checksums import CHUNK, file_problem
 from npdl.data.sources import RemoteFile
 
 _log = logging.getLogger(__name__)
+MEMBER_LIMIT = 1 << 30  # bytes extracted at most from a member whose size the catalog does not give
 
 
 class ArchiveError(Exception):
@@ -35,12 +37,13 @@ def extract_members(archive: RemoteFile, archive_path: Path, members: list[Remot
     Raises: ArchiveError: unreadable archive, or a required member absent or corrupt.
     """
     parts = {e.path: safe_join(target, e.path + ".part") for e in members}
+    by_name = {e.path: e for e in members}
     done: set[str] = set()
     try:
         for name, stream in archive_members(archive_path, set(parts)):
             parts[name].parent.mkdir(parents=True, exist_ok=True)
             with open(parts[name], "wb") as out:
-                shutil.copyfileobj(stream, out, CHUNK)
+                _copy_member(stream, out, by_name[name])
             done.add(name)
         verified, bad, dropped = archive.has_checksum, [], []
         for entry in members:
@@ -65,6 +68,19 @@ def extract_members(archive: RemoteFile, archive_path: Path, members: list[Remot
     finally:
         for part in parts.values():
             part.unlink(missing_ok=True)
+
+
+def _copy_member(stream: IO[bytes], out: IO[bytes], entry: RemoteFile) -> None:
+    """Copy one member, reading at most one byte past its expected size.
+    Raises: ArchiveError: the member is larger than the catalog allows."""
+    limit = entry.size if entry.size is not None else MEMBER_LIMIT
+    written = 0
+    while chunk := stream.read(min(CHUNK, limit + 1 - written)):
+        written += len(chunk)
+        if written > limit:
+            expected = f"{entry.size:,} bytes" if entry.size is not None else f"at most {MEMBER_LIMIT:,} bytes"
+            raise ArchiveError(f"{entry.path}: larger than expected ({expected}): not the expected archive")
+        out.write(chunk)
 
 
 def archive_members(path: Path, wanted: set[str]) -> Iterator[tuple[str, IO[bytes]]]:

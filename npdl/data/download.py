@@ -3,37 +3,38 @@
 Every file goes through the same path: bytes are streamed into ``<file>.part``, the ``.part`` is
 checked against the catalog checksums, and only then renamed over the final name. So a failed
 or corrupt download never replaces a good copy. A mirror (a local folder, or an http(s)/file
-URL, with the same file names) is tried before the official URLs. An interrupted HTTP download
-leaves its ``.part`` behind and is resumed with a ``Range`` request next time.
+URL, with the same file names) is tried before the official URLs.
 
-Only the standard library does HTTP (``urllib.request``), with a 15 s socket timeout.
+Leftovers and bounds: an interrupted HTTP download from a server that supports ``Range``
+leaves its ``.part`` behind and is resumed next time; every other failed ``.part`` (a local
+copy, a server without ranges, bytes that fail the checksum) is removed, so failures never
+pile up on disk. No source is read past the catalogued size (an endless stream, a gzip bomb):
+the transfer stops one byte later and names the file and the size expected. A mirror entry
+that is not a regular file (a FIFO, device, folder, broken link) is refused without opening it.
+
+The transfers themselves (bounds, ``.part`` rules, HTTP) are in ``npdl.data.transfer``. Progress
+goes to an optional hook (``progress``), so this module itself never prints.
 """
 from __future__ import annotations
 
 import gzip
-import http.client
 import logging
 import os
-import shutil
-import sys
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
-from urllib.request import Request, url2pathname, urlopen
-
-from tqdm import tqdm
+from urllib.request import url2pathname
 
 from npdl.data.archives import ArchiveError, extract_members
-from npdl.data.checksums import CHUNK as _CHUNK
 from npdl.data.checksums import file_problem
 from npdl.data.sources import DataError, DatasetSource, RemoteFile, get_source
+from npdl.data.transfer import Location as _Location
+from npdl.data.transfer import TransferFailed as _AttemptFailed
+from npdl.data.transfer import copy_bounded, limit_for, not_a_regular_file, transfer
 
 ENV_DATA = "NPDL_DATA"
 ENV_MIRROR = "NPDL_MIRROR"
 DEFAULT_ROOT = "datasets"
-TIMEOUT_S = 15.0  # connect and per-read timeout: an offline machine must fail fast, not hang
 _log = logging.getLogger(__name__)
 
 
@@ -43,18 +44,6 @@ class DownloadError(DataError):
 
 class DatasetNotFoundError(DataError, FileNotFoundError):
     """A dataset that a run needs is not on disk; the message says which command fetches it."""
-
-
-class _AttemptFailed(Exception):
-    """One source failed; the caller records the reason and tries the next source."""
-
-
-@dataclass(frozen=True)
-class _Location:
-    label: str                 # URL or path, as shown in messages
-    url: str | None = None     # http(s) source
-    path: Path | None = None   # local file source
-    gzipped: bool = False      # decompress while fetching
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -117,12 +106,15 @@ def download(name: str, root: str | os.PathLike | None = None, mirror: str | os.
             ``$NPDL_MIRROR``; ``""`` means no mirror.
         force: fetch again even the files that are present and valid (they are replaced only by
             verified copies).
-        progress: show tqdm progress bars on stderr.
+        progress: a hook with ``file(label, total, initial)`` returning a context manager that
+            yields ``advance(n_bytes)`` (``npdl.cli.progress.TransferBars``); ``True`` means the
+            CLI's rich bars on stderr, ``False``/``None`` no display.
 
     Raises:
         DownloadError: all sources of a required file failed, or the mirror folder does not exist.
         UnknownDatasetError: ``name`` is not in the catalog.
     """
+    progress = _progress_hook(progress)
     source = get_source(name)
     target = dataset_dir(name, root)
     mirror_base = _resolve_mirror(mirror)
@@ -155,9 +147,15 @@ def download(name: str, root: str | os.PathLike | None = None, mirror: str | os.
         if not any(target.iterdir()):  # leave no empty folder behind; kept .part files stay for resuming
             target.rmdir()
         raise
-    if progress:
-        tqdm.write(f"{name}: ready in {target.as_posix()}", file=sys.stderr)
     return target
+
+
+def _progress_hook(progress):
+    if progress is True:  # the CLI's display, imported only when asked for (this module never prints)
+        from npdl.cli.progress import TransferBars
+
+        return TransferBars()
+    return progress or None
 
 
 def _missing(source: DatasetSource, target: Path) -> list[str]:
@@ -175,7 +173,11 @@ def _resolve_mirror(mirror: str | os.PathLike | None) -> str | Path | None:
     if text.startswith(("http://", "https://")):
         return text.rstrip("/")
     path = Path(url2pathname(urlparse(text).path)) if text.startswith("file:") else Path(text).expanduser()
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a path too long, a link loop, no permission
+        raise DownloadError(f"mirror {text!r}: {exc.strerror or exc}") from None
+    if not is_dir:
         raise DownloadError(f"mirror {text!r} is not an existing folder (nor an http(s)/file URL)")
     return path
 
@@ -190,14 +192,20 @@ def _mirror_locations(base: str | Path | None, source: DatasetSource, entry: Rem
     relpaths = [(f"{folder}/{name}" if folder else name, gz) for folder in folders for name, gz in names]
     if isinstance(base, str):
         return [_Location(f"{base}/{rel}", url=f"{base}/{rel}", gzipped=gz) for rel, gz in relpaths]
-    found = [_Location(str(base / rel), path=base / rel, gzipped=gz)
-             for rel, gz in relpaths if (base / rel).is_file()]
-    if not found:
+    found, refused = [], []
+    for rel, gz in relpaths:
+        problem = not_a_regular_file(base / rel)
+        if problem is None:
+            found.append(_Location(str(base / rel), path=base / rel, gzipped=gz))
+        elif problem:
+            refused.append(f"{base / rel}: {problem}")
+    tried += refused
+    if not found and not refused:
         tried.append(f"mirror {base}: no {' or '.join(dict.fromkeys(n for n, _ in names))} there")
     return found
 
 
-def _fetch(entry: RemoteFile, dest: Path, locations: list[_Location], progress: bool, resume: bool,
+def _fetch(entry: RemoteFile, dest: Path, locations: list[_Location], progress, resume: bool,
            tried: list[str]) -> bool:
     """Try ``locations`` in order until one yields a verified ``dest``; record each failure in ``tried``."""
     for location in locations:
@@ -209,7 +217,7 @@ def _fetch(entry: RemoteFile, dest: Path, locations: list[_Location], progress: 
     return False
 
 
-def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: bool, resume: bool) -> None:
+def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress, resume: bool) -> None:
     """Fetch ``location`` into ``dest.part``, verify it, and rename it over ``dest``.
 
     Raises: _AttemptFailed: the source is unreachable, or its bytes fail the checksum.
@@ -217,14 +225,18 @@ def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: boo
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     raw = dest.with_name(dest.name + ".gz.part") if location.gzipped else part
-    resumed = _transfer(location, raw, entry.path, progress, resume)
+    limit = limit_for(entry, compressed=location.gzipped)
+    resumed = transfer(location, raw, entry, limit, progress, resume)
     if location.gzipped:
         try:
             with gzip.open(raw, "rb") as src, open(part, "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
+                copy_bounded(src.read, out, limit_for(entry), location.label, entry)
         except (OSError, EOFError, zlib.error) as exc:
             part.unlink(missing_ok=True)
             raise _AttemptFailed(f"not a valid gzip file ({exc})") from None
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         finally:
             raw.unlink(missing_ok=True)
     problem = file_problem(entry, part)
@@ -236,78 +248,8 @@ def _fetch_one(entry: RemoteFile, dest: Path, location: _Location, progress: boo
     os.replace(part, dest)
 
 
-def _transfer(location: _Location, part: Path, label: str, progress: bool, resume: bool) -> bool:
-    """Write the bytes of ``location`` into ``part``; return True when it appended to an old ``part``.
-
-    A local file is copied from scratch. Over HTTP an existing ``part`` is resumed with a
-    ``Range`` request; a server that answers 200 instead of 206 gets a full download.
-    """
-    if location.path is not None:
-        try:
-            with open(location.path, "rb") as src, open(part, "wb") as out, \
-                    _bar(location.path.stat().st_size, 0, label, progress) as bar:
-                while chunk := src.read(_CHUNK):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        except OSError as exc:
-            raise _AttemptFailed(f"cannot copy ({exc})") from None
-        return False
-    offset = part.stat().st_size if resume and part.is_file() else 0
-    headers = {"User-Agent": "npdl-download/0.1"} | ({"Range": f"bytes={offset}-"} if offset else {})
-    try:
-        response = urlopen(Request(location.url, headers=headers), timeout=TIMEOUT_S)
-    except HTTPError as exc:
-        exc.close()
-        if exc.code == 416 and offset:  # nothing past our end: the .part may be complete already
-            return True
-        raise _AttemptFailed(f"HTTP {exc.code} {exc.reason}") from None
-    except (URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        raise _AttemptFailed(_network_reason(exc)) from None
-    with response:
-        ranged = offset and response.status == 206 and _range_start(response.headers) == offset
-        offset = offset if ranged else 0
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length and length.isdigit() else None
-        written = offset
-        try:
-            with open(part, "ab" if ranged else "wb") as out, _bar(total, offset, label, progress) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    written += len(chunk)
-                    bar.update(len(chunk))
-        except (OSError, http.client.HTTPException) as exc:  # the .part stays, to be resumed
-            raise _AttemptFailed(f"interrupted after {written} bytes: {_network_reason(exc)}") from None
-    if total is not None and written < total:
-        raise _AttemptFailed(f"connection closed after {written} of {total} bytes (the .part is kept for resuming)")
-    return bool(ranged)
-
-
-def _range_start(headers) -> int | None:
-    value = headers.get("Content-Range", "")  # "bytes START-END/TOTAL"
-    try:
-        return int(value.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
-
-
-def _network_reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", exc)
-    if isinstance(reason, TimeoutError):
-        return f"timed out after {TIMEOUT_S:.0f} s"
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if "Name or service not known" in str(reason) or "nodename nor servname" in str(reason):
-        return "host not found (no network access?)"
-    return str(reason) or type(reason).__name__
-
-
-def _bar(total: int | None, initial: int, label: str, progress: bool) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                file=sys.stderr, disable=not progress, leave=False)
-
-
 def _from_archive(source: DatasetSource, archive: RemoteFile, members: list[RemoteFile], target: Path,
-                  mirror_base: str | Path | None, force: bool, progress: bool,
+                  mirror_base: str | Path | None, force: bool, progress,
                   attempts: dict[str, list[str]]) -> list[RemoteFile]:
     """Get ``archive`` (reusing a present copy), extract ``members``; return the members still missing."""
     tried = attempts.setdefault(archive.path, [])

@@ -202,8 +202,12 @@ class Trainer:
             self.run.log(event)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        with evaluating(self.model):
-            return self.task.evaluate(split)
+        self._emit("on_eval_start", split)  # progress displays show the pause (and leave it out of items/s)
+        try:
+            with evaluating(self.model):
+                return self.task.evaluate(split)
+        finally:
+            self._emit("on_eval_end", split)
 
     # ---- the loop ------------------------------------------------------------------------
     def _finished(self) -> bool:

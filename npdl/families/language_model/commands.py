@@ -5,18 +5,26 @@ from pathlib import Path
 
 import typer
 
-from npdl.cli.app import command, console, err_console, fail
-from npdl.cli.train import ROOT_HELP, RUNS_HELP
+from npdl.cli.app import command, console, fail, stage, warn
+from npdl.cli.arguments import check_checkpoint, number_between
+from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP
+
+MAX_LENGTH = 100_000      # tokens per call: beyond this, write a loop (and a file) instead
+MIN_TEMPERATURE = 1e-3    # below this, logits / T overflow: 0 (greedy) is what such a value means
+MAX_SEED = 2**32 - 1
 
 
-@command()
+@command(short_help="Text from a language-model run.")
 def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
            prompt: str = typer.Option("", "--prompt", help="Text to continue (default: start a fresh sentence)."),
-           length: int = typer.Option(100, "--length", help="How many tokens (words or characters) to draw."),
-           temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature; 0 = greedy."),
-           top_k: int = typer.Option(None, "--top-k", help="Draw only among the k most likely tokens."),
-           seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same text."),
-           checkpoint_: str = typer.Option("best", "--checkpoint", help="best | last | step-N | a .npz path."),
+           length: int = typer.Option(100, "--length", min=0, max=MAX_LENGTH,
+                                      help="How many tokens (words or characters) to draw."),
+           temperature: float = typer.Option(1.0, "--temperature", callback=number_between(MIN_TEMPERATURE, 1000, True),
+                                             help=f"Softmax temperature: 0 = greedy, else {MIN_TEMPERATURE} to 1000."),
+           top_k: int = typer.Option(None, "--top-k", min=1, help="Draw only among the k most likely tokens."),
+           seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED,
+                                    help="Random seed: the same seed gives the same text."),
+           checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR),
            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
            data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
     """Continue a prompt with a trained language model (reproducible with --seed)."""
@@ -25,12 +33,8 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     from npdl import experiment
     from npdl.families.language_model.sampling import sample as draw
 
-    if length < 0:
-        raise fail(f"--length must be >= 0, got {length}")
-    if temperature < 0:
-        raise fail(f"--temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise fail(f"--top-k must be >= 1, got {top_k}")
+    check_checkpoint(checkpoint_)  # (the numbers are checked by their options' ranges)
+
     def language_model_only(r, exp):
         data = exp.data
         if data.task != "language_model" or not hasattr(data, "encode_prompt"):
@@ -39,14 +43,16 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
             raise fail(f"run {r.name} has no saved vocabulary in {r.artifacts}; it cannot be sampled from")
 
     # the vocabulary comes from the run's artifacts, so sampling needs no dataset on disk
-    r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, data_root, check=language_model_only)
+    with stage(f"loading run {run}"):
+        r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, data_root, check=language_model_only)
     data = exp.data
     ids, unknown = data.encode_prompt(prompt)
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        err_console.print(f"note: {len(unknown)} prompt token(s) not in the vocabulary, read as <unk>: {shown}")
+        warn(f"note: {len(unknown)} prompt token(s) not in the vocabulary, read as <unk>: {shown}")
     context = ids if len(ids) else np.array([data.start_id()], np.int64)
-    out = draw(exp.model, context, length, temperature, top_k, np.random.default_rng(seed))
+    with stage(f"sampling {length:,} tokens"):
+        out = draw(exp.model, context, length, temperature, top_k, np.random.default_rng(seed))
     text = data.decode(out)
     joiner = "" if data.level == "char" or not prompt or text.startswith("\n") else " "
     console.print(prompt + joiner + text, markup=False, highlight=False, soft_wrap=True)

@@ -12,19 +12,24 @@ from pathlib import Path
 
 import typer
 
-from npdl.cli.app import UsageError, command, err_console, fail
-from npdl.cli.train import RUNS_HELP, ROOT_HELP
+from npdl.cli.app import UsageError, command, fail, stage, warn
+from npdl.cli.arguments import check_checkpoint, number_between
+from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP
+
+MAX_BEAM = 256        # hypotheses kept per sentence; wider beams only cost memory
+MAX_LEN = 10_000      # tokens generated per sentence
 
 
-@command()
+@command(short_help="Translate with a seq2seq run.")
 def translate(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
-              texts: list[str] = typer.Argument(..., help='Source sentences; "-" reads one per line from stdin.'),
-              beam: int = typer.Option(None, "--beam", min=1, help="Beam size (1 = greedy; default: the run's "
-                                                                   "eval.beam_size)."),
-              length_penalty: float = typer.Option(None, "--length-penalty", min=0.0,
-                                                   help="GNMT length penalty alpha (default: the run's)."),
-              max_len: int = typer.Option(None, "--max-len", min=1, help="Most tokens to generate."),
-              checkpoint_: str = typer.Option("best", "--checkpoint", help="best | last | step-N | a .npz path."),
+              texts: list[str] = typer.Argument(..., help='Source sentences; "-" reads one per line from stdin.',
+                                                metavar="TEXT"),
+              beam: int = typer.Option(None, "--beam", min=1, max=MAX_BEAM,
+                                       help="Beam size (1 = greedy; default: the run's eval.beam_size)."),
+              length_penalty: float = typer.Option(None, "--length-penalty", callback=number_between(0.0, 10.0),
+                                                   help="GNMT length penalty alpha, 0 to 10 (default: the run's)."),
+              max_len: int = typer.Option(None, "--max-len", min=1, max=MAX_LEN, help="Most tokens to generate."),
+              checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR),
               runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
               data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
     """Translate sentences with a seq2seq run (greedy or beam search, KV-cached)."""
@@ -34,7 +39,9 @@ def translate(run: str = typer.Argument(..., help="Run folder (or unique name pr
         if exp.data.task != "seq2seq":
             raise fail(f"run {r.name} trains a '{exp.data.task}' task; npdl translate needs a seq2seq run")
 
-    r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, data_root, check=seq2seq_only)
+    check_checkpoint(checkpoint_)
+    with stage(f"loading run {run}"):
+        r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, data_root, check=seq2seq_only)
 
     lines = [line.rstrip("\r\n") for line in sys.stdin] if texts == ["-"] else list(texts)
     sources, slots = [], []
@@ -46,14 +53,15 @@ def translate(run: str = typer.Argument(..., help="Run folder (or unique name pr
         except ValueError as exc:
             raise UsageError(f"input {i}: {exc}") from None
         if cut:
-            err_console.print(f"note: input {i} is longer than the model's max_len ({exp.data.max_len} tokens "
-                              f"with <eos>) and was truncated", markup=False)
+            warn(f"note: input {i} is longer than the model's max_len ({exp.data.max_len} tokens "
+                 f"with <eos>) and was truncated")
         sources.append(ids)
         slots.append(i - 1)
     outputs = [""] * len(lines)
     if sources:
         beam_size = beam or exp.task.options.beam_size
-        hyps = exp.task.decode_sources(sources, beam_size, length_penalty, max_len)
+        with stage(f"decoding {len(sources)} sentence(s) with beam {beam_size}"):
+            hyps = exp.task.decode_sources(sources, beam_size, length_penalty, max_len)
         for slot, h in zip(slots, hyps):
             outputs[slot] = exp.data.decode_target(h)
     for out in outputs:

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import typer
 
-from npdl.cli.app import UsageError, command, console, err_console
-from npdl.cli.train import RUNS_HELP
+from npdl.cli.app import UsageError, command, console, stage, warn
+from npdl.cli.arguments import check_checkpoint
+from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, RUNS_HELP
 
 
-
-@command()
+@command(short_help="Classify a text or a question pair.")
 def predict(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
-            texts: list[str] = typer.Argument(None, help="A text to classify (single-text models)."),
-            pair: tuple[str, str] | None = typer.Option(None, "--pair", help="Two questions: --pair \"Q1\" \"Q2\"."),
-            checkpoint_: str = typer.Option("best", "--checkpoint", help="best | last | step-N | a .npz path."),
+            texts: list[str] = typer.Argument(None, help="A text to classify (single-text models).", metavar="TEXT"),
+            pair: tuple[str, str] | None = typer.Option(None, "--pair", help="Two questions: --pair \"Q1\" \"Q2\".",
+                                                        metavar="Q1 Q2"),
+            checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR),
             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP)):
     """Classify a question pair (duplicate probability) or a text with a trained classifier run."""
     import numpy as np
@@ -33,16 +34,19 @@ def predict(run: str = typer.Argument(..., help="Run folder (or unique name pref
     inputs = given or list(texts or [])
     if not inputs:
         raise UsageError("nothing to classify: give --pair \"Q1\" \"Q2\" (or a text for single-text models)")
+
     def classifier_only(r, exp):
         if not hasattr(exp.task, "probabilities") or not hasattr(exp.data, "encode_texts"):
             raise UsageError(f"run {r.name} is not a text classifier (task {exp.data.task}); npdl predict needs one")
 
     # sizes from the saved tokenizer: no dataset needed
-    r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, check=classifier_only)
+    check_checkpoint(checkpoint_)
+    with stage(f"loading run {run}"):
+        r, exp, _, _ = experiment.from_run(run, runs_dir, checkpoint_, check=classifier_only)
     batch, truncated = exp.data.encode_texts(inputs)
     if truncated:
-        err_console.print(f"note: the input is longer than the model's max_len ({exp.data.max_len} tokens); "
-                          "it was truncated (longer question first)")
+        warn(f"note: the input is longer than the model's max_len ({exp.data.max_len} tokens); "
+             "it was truncated (longer question first)")
     probs = exp.task.probabilities(batch)[0]
     names = list(getattr(exp.data, "class_names", ())) or [str(i) for i in range(len(probs))]
     label = names[int(np.argmax(probs))]

@@ -9,10 +9,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from npdl.cli.app import command, console, fail
-from npdl.cli.train import RUNS_HELP
+from npdl.cli.app import command, console, fail, stage
+from npdl.cli.arguments import check_checkpoint, output_file
+from npdl.cli.train import CKPT_METAVAR, RUNS_HELP
 
 CKPT_HELP = "best | last | step-N | a .npz path (default: best, else last)."
+MAX_K = 10_000  # more answers than anyone reads; also bounds the table
 
 
 def _load_task(run: str, runs_dir: Path, checkpoint_: str):
@@ -23,7 +25,9 @@ def _load_task(run: str, runs_dir: Path, checkpoint_: str):
         if exp.data.task != "word2vec":
             raise fail(f"run {r.name} trains a '{exp.data.task}' task; these commands need a word2vec run")
 
-    r, exp, path, _ = experiment.from_run(run, runs_dir, checkpoint_, check=word2vec_only)
+    check_checkpoint(checkpoint_)
+    with stage(f"loading run {run}"):
+        r, exp, path, _ = experiment.from_run(run, runs_dir, checkpoint_, check=word2vec_only)
     return r, exp.task, path
 
 
@@ -37,38 +41,39 @@ def _print(title: str, rows: list[tuple[str, float]]) -> None:
     console.print(table)
 
 
-@command()
+@command(short_help="Nearest words of a word2vec run.")
 def neighbors(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
               word: str = typer.Argument(..., help="The query word."),
-              k: int = typer.Option(10, "-k", "--k", min=1, help="How many neighbours."),
+              k: int = typer.Option(10, "-k", "--k", min=1, max=MAX_K, help="How many neighbours."),
               runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-              checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP)):
+              checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR)):
     """The k nearest words to WORD by cosine similarity of the word vectors."""
     r, task, _ = _load_task(run, runs_dir, checkpoint_)
     _print(f"{r.name}: nearest to '{word}'", task.neighbors(word, k))
 
 
-@command()
+@command(short_help="Word analogies: A is to B as C is to ?")
 def analogy(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
             a: str = typer.Argument(..., help="A, in: A is to B as C is to ?"),
             b: str = typer.Argument(..., help="B"),
             c: str = typer.Argument(..., help="C"),
-            k: int = typer.Option(5, "-k", "--k", min=1, help="How many answers."),
+            k: int = typer.Option(5, "-k", "--k", min=1, max=MAX_K, help="How many answers."),
             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-            checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP)):
+            checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR)):
     """A is to B as C is to ?: the best answers by 3CosAdd (e.g. man king woman -> queen)."""
     r, task, _ = _load_task(run, runs_dir, checkpoint_)
     _print(f"{r.name}: {a} : {b} :: {c} : ?", task.analogy(a, b, c, k))
 
 
-@command()
+@command(short_help="Write word vectors or any run's weights (safetensors).")
 def export(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
            format_: str = typer.Option("word2vec", "--format",
-                                       help="word2vec (word vectors) | safetensors (any run's weights for PyTorch)."),
+                                       help="word2vec (word vectors) | safetensors (any run's weights for PyTorch).",
+                                       metavar="word2vec|safetensors"),
            binary: bool = typer.Option(False, "--binary", help="word2vec's binary format instead of text."),
            output: Path = typer.Option(None, "-o", "--output", help="File to write (default: in the run folder)."),
            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-           checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP)):
+           checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR)):
     """Write a word2vec run's vectors (word2vec text/binary format), or any run's weights as .safetensors."""
     if format_ == "safetensors":  # any model family: npdl/cli/export.py
         from npdl.cli.export import export_safetensors
@@ -78,8 +83,10 @@ def export(run: str = typer.Argument(..., help="Run folder (or unique name prefi
         export_safetensors(run, output, runs_dir, checkpoint_)
         return
     if format_ != "word2vec":
-        raise fail(f"unknown export format '{format_}' (formats: word2vec, safetensors)")
+        raise fail(f"--format: unknown export format {format_!r} (formats: word2vec, safetensors)")
+    if output is not None:
+        output_file(output, "-o")
     r, task, path = _load_task(run, runs_dir, checkpoint_)
     out = output or r.path / f"vectors-{path.stem}.{'bin' if binary else 'txt'}"
     task.export(out, binary=binary)
-    console.print(f"wrote {len(task.words):,} vectors of {task.model.dim} dimensions to {out}")
+    console.print(f"wrote {len(task.words):,} vectors of {task.model.dim} dimensions to {out}", soft_wrap=True)
