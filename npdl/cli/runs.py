@@ -11,7 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from npdl.cli.app import command, console, err_console, fail
+from npdl.cli.app import command, console, err_console, fail, shorten
 from npdl.cli.arguments import output_file
 
 MAX_WARNINGS = 5  # skipped metrics lines reported per run; the rest are counted
@@ -33,12 +33,28 @@ def _metrics(run) -> list[dict]:
     return events
 
 
+def _check_runs_dir(runs_dir: Path) -> None:
+    """A runs folder that is missing lists no runs; one that cannot be looked at is an error."""
+    import errno
+
+    try:
+        runs_dir.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        why = "path too long" if exc.errno == errno.ENAMETOOLONG else exc.strerror
+        raise fail(f"cannot open the runs folder {shorten(str(runs_dir))}: {why}") from None
+    if not runs_dir.is_dir():
+        raise fail(f"{shorten(str(runs_dir))} is not a folder (give the folder that holds the runs)")
+
+
 @command("runs")
 def runs_(runs_dir: Path = typer.Argument(Path("runs"), help="Folder that holds the runs.")):
     """List runs: name, status, steps, best metric, wall time. Damaged runs are listed as corrupt,
     runs whose process is gone as dead (continue them with npdl resume)."""
     from npdl.runs import RunError, find_runs
 
+    _check_runs_dir(runs_dir)
     found = find_runs(runs_dir, complete=False)
     if not found:
         console.print(f"no runs under {runs_dir}", markup=False)
