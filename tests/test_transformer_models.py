@@ -135,9 +135,9 @@ def test_bad_ids_are_clear_errors():
 
 def test_built_from_a_config_spec():
     m = MODELS.build({"type": "transformer_classifier", "d_model": 8, "nhead": 2, "num_layers": 1,
-                      "dim_feedforward": 16, "pooling": "cls"}, "model", vocab_size=V, num_classes=3, max_len=8)
+                      "dim_feedforward": 16, "pooling": "cls"}, vocab_size=V, num_classes=3, max_len=8)
     assert m(IDS[:, :6], SEG[:, :6]).shape == (2, 3)
-    g = MODELS.build({"type": "transformer_lm", "d_model": 8, "nhead": 2, "tie_weights": False}, "model",
+    g = MODELS.build({"type": "transformer_lm", "d_model": 8, "nhead": 2, "tie_weights": False},
                      vocab_size=V, max_len=8)
     assert g(IDS[:, :6], use_cache=False)[0].shape == (2, 6, V) and "head.weight" in g.state_dict()
     with pytest.raises(ValueError, match="divisible"):

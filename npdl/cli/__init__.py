@@ -1,19 +1,14 @@
 """The ``npdl`` command line (Typer). The only part of npdl that prints for humans.
 
-One module per command group registers its commands on ``app`` when imported.
+One module per command group registers its commands on ``app`` when imported; they are all
+imported here, explicitly, once.
 """
 from npdl.cli.app import app, main  # noqa: F401
+from npdl.cli import bench, data, listing, runs, train  # noqa: F401,E402  (general commands)
 
-
-OPTIONAL_COMMANDS = ("npdl.cli.embeddings", "npdl.cli.generate", "npdl.cli.translate", "npdl.cli.predict")
-
-
-def register_all() -> None:
-    """Import every command module (each registers its commands on ``app``)."""
-    from npdl.cli import bench, data, listing, runs, train  # noqa: F401
-    from npdl.registry import import_optional
-
-    import_optional(OPTIONAL_COMMANDS)  # model-family commands, each in its own module when present
-
-
-register_all()
+# ---- model-family commands ------------------------------------------------------------------
+from npdl.cli import embeddings  # noqa: F401,E402  word2vec: neighbors, analogy, export
+from npdl.cli import generate  # noqa: F401,E402  language models: sample
+from npdl.cli import translate  # noqa: F401,E402  seq2seq: translate
+from npdl.cli import predict  # noqa: F401,E402  classifiers: predict
+# ---- end of model-family commands -----------------------------------------------------------

@@ -95,8 +95,14 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
     run.write_config(cfg.to_yaml())
     exp.data.save_artifacts(run.artifacts)
     run.start_manifest(exp.seed, exp.data.checksums(), argv=["npdl"] + sys.argv[1:])
+    _warn(exp)
     console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps")
     _fit(exp, run)
+
+
+def _warn(exp) -> None:
+    for text in exp.warnings:
+        err_console.print(f"warning: {text}", markup=False, soft_wrap=True)
 
 
 def _open_run(spec: str, runs_dir: Path):
@@ -120,6 +126,7 @@ def _resume(spec: str, runs_dir: Path, data_root: Path | None) -> None:
     if not last.is_file():
         raise fail(f"run {run.name} has no checkpoint to resume from ({last} is missing)")
     exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
+    _warn(exp)
     state = checkpoint.load(last)
     run.update_manifest(status="running", resumed=True)
     _fit(exp, run, resumed_state=state)
@@ -140,15 +147,13 @@ def check(configs: list[Path] = typer.Argument(..., help="One or more YAML confi
     """Validate configs without training and print each model's summary from a dry forward pass."""
     import npdl
     from npdl import experiment
-    from npdl.data import download
     from npdl.nn.trace import trace
 
     for path in configs:
         cfg = _load(path, set_)
-        experiment.validate(cfg)
-        source = _data_source(cfg)
-        have_data = source is None or download.is_downloaded(source, data_root)
-        exp = experiment.build(cfg, data_root, prepare=have_data)
+        exp = experiment.build(cfg, data_root, prepare="auto")   # reads the data only if it is here
+        _warn(exp)
+        have_data, source = exp.data.prepared, exp.data.source
         model = exp.model
         model.eval()
         with npdl.no_grad(), trace(model, max_depth=2) as records:
@@ -166,13 +171,6 @@ def check(configs: list[Path] = typer.Argument(..., help="One or more YAML confi
         console.print(table)
         note = "" if have_data else f" (dataset '{source}' not downloaded: shapes from its declared sizes)"
         console.print(f"[green]ok[/] {path}{note}")
-
-
-def _data_source(cfg):
-    """The download a config's dataset needs (None for built-in or user files); building it reads nothing."""
-    from npdl.registry import DATASETS
-
-    return DATASETS.build(cfg.data["data"], "data").source
 
 
 @command("eval")

@@ -58,6 +58,7 @@ class LanguageModelTask(Task):
     name = "language_model"
     default_loss = None          # the fused softmax cross-entropy over (B*T, V) is the loss
     monitor = ("val.perplexity", "min")
+    metrics = ("loss", "perplexity")
 
     def __init__(self, model, data, loss_fn, options=None):
         super().__init__(model, data, loss_fn, options)
@@ -107,6 +108,7 @@ class QATask(Task):
 
     name = "qa"
     monitor = ("val.accuracy", "max")
+    metrics = ("loss", "accuracy")
 
     def train_step(self, batch):
         *inputs, answer = batch

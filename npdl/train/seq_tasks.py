@@ -25,6 +25,7 @@ class TextClassificationTask(Task):
 
     name = "text_classification"
     monitor = ("val.accuracy", "max")
+    metrics = ("loss", "accuracy", "f1", "majority_accuracy", "majority_f1")
 
     def logits(self, batch):
         return self.model(batch.ids, segments=batch.segments, mask=batch.mask)
@@ -66,6 +67,7 @@ class SequenceLMTask(Task):
 
     name = "sequence_lm"
     monitor = ("val.loss", "min")
+    metrics = ("loss", "perplexity", "token_accuracy", "sequence_accuracy")
 
     def _flat(self, batch):
         logits, _ = self.model(batch.inputs, use_cache=False)                  # (B, T, V)
