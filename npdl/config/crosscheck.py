@@ -118,5 +118,5 @@ def fit_schedule(cfg: Config, spec: dict, total_steps: int) -> tuple[dict, list[
     fitted = total_steps // 10
     where = cfg.where("schedule.warmup_steps")
     warning = (f"{where}: schedule.warmup_steps: {warmup} is not shorter than this run ({total_steps} steps); "
-               f"warming up for {fitted} steps instead")
+               f"warming up for {fitted} step{'s' if fitted != 1 else ''} instead")
     return {**spec, "warmup_steps": fitted}, [warning]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from npdl import schema
 from npdl.config import yamlsafe
 from npdl.config.errors import ConfigError, Problem
 
@@ -33,14 +34,18 @@ class Config:
     locations: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def where(self, path: str) -> str:
-        """'file:line' of the longest known prefix of ``path`` (for a missing key: its parent)."""
+        """'file:line' of the longest known prefix of ``path`` (for a missing key: its parent),
+        or '--set'; 'file:line (and --set)' when a --set changed something inside it."""
         parts = path.split(".") if path else []
-        while parts:
+        loc = None
+        while parts and loc is None:
             loc = self.locations.get(".".join(parts))
-            if loc:
-                return loc
             parts.pop()
-        return self.locations.get("", self.source)
+        loc = loc or self.locations.get("", self.source)
+        inside = path + "."
+        if loc != "--set" and path and any(k.startswith(inside) and v == "--set" for k, v in self.locations.items()):
+            return f"{loc} (and --set)"
+        return loc
 
     def error(self, problems: list[Problem]) -> ConfigError:
         """A ConfigError whose problems are located (file and line, or --set)."""
@@ -56,8 +61,8 @@ def _read(path: Path) -> tuple[dict, dict[str, str]]:
     if data is None:
         raise ConfigError(f"{name}:1: the config is empty (it needs at least data, model and optimizer sections)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{name}:1: a config must be a mapping of sections ({', '.join(SECTIONS)}), "
-                          f"got a {type(data).__name__}")
+        got = "a list" if isinstance(data, list) else f"the single value {schema.show(data)}"
+        raise ConfigError(f"{name}:1: a config must be a mapping of sections ({', '.join(SECTIONS)}), got {got}")
     return data, locations
 
 
@@ -96,6 +101,9 @@ def _load_with_bases(path: Path, chain: tuple[str, ...], budget: list[int]) -> t
         why = yamlsafe.not_a_file(bpath)
         if why:  # said here, at the line that names the base
             raise ConfigError([Problem("base", f"{b[:200]!r}: {str(bpath)[:300]} {why}", where)])
+        if os.path.realpath(bpath) in chain + (real,):
+            raise ConfigError([Problem("base", f"{b[:200]!r} leads back to {bpath}: the `base:` files form "
+                                               "a cycle", where)])
         bdata, bloc = _load_with_bases(bpath, chain + (real,), budget)
         merged = deep_merge(merged, bdata)
         merged_loc.update(bloc)
@@ -118,7 +126,7 @@ def parse_override(text: str) -> tuple[str, object]:
         raise ConfigError(f"--set {text[:80]!r}: the key must be a dotted path like train.epochs")
     if len(parts) > MAX_SET_PARTS or len(key) > 400:
         raise ConfigError(f"--set {key[:80]!r}...: a key path of at most {MAX_SET_PARTS} parts, please")
-    value, _ = yamlsafe.parse(raw, f"--set {key}") if raw.strip() else (None, {})
+    value, _ = yamlsafe.parse(raw, f"--set {key}", lines=False) if raw.strip() else (None, {})
     return key, value
 
 

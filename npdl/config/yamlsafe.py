@@ -26,12 +26,13 @@ from npdl.config.errors import ConfigError, Problem, join
 
 MAX_BYTES = 1 << 20     # 1 MiB: the shipped configs are under 4 KiB
 MAX_DEPTH = 40          # nesting levels, after alias expansion
-MAX_NODES = 100_000     # scalars + lists + mappings, after alias expansion
+MAX_NODES = 20_000      # scalars + lists + mappings, after alias expansion (the largest shipped config: ~150)
 MAX_KEY = 200           # characters in a key (paths repeat it in every message and location)
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _FLOAT = "tag:yaml.org,2002:float"
+_INT = "tag:yaml.org,2002:int"
 
 
 class Loader(yaml.SafeLoader):
@@ -116,43 +117,51 @@ def not_a_file(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else "is not a regular file"
 
 
-def parse(text: str, name: str) -> tuple[object, dict[str, str]]:
+def parse(text: str, name: str, lines: bool = True) -> tuple[object, dict[str, str]]:
     """YAML text -> (plain data, {dotted path: 'name:line'}), within the limits above.
 
-    ``name`` is how messages refer to the text ('configs/x.yaml' or '--set model.hidden').
+    ``name`` is how messages refer to the text ('configs/x.yaml' or '--set model.hidden');
+    ``lines=False`` leaves line numbers out (a one-line ``--set`` value).
 
     Raises:
         ConfigError: invalid YAML, limits exceeded, a recursive alias, a key that is not a
             string, a duplicate key.
     """
-    loader = Loader(text)
+    at = (lambda line: f"{name}:{line}") if lines else (lambda line: name)
+    try:
+        loader = Loader(text)  # the reader refuses control characters here already
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_message(exc, name, at)) from None
+    loader.npdl_where = at
     try:
         try:
             node = loader.get_single_node()
         except yaml.YAMLError as exc:
-            raise ConfigError(_yaml_message(exc, name)) from None
+            raise ConfigError(_yaml_message(exc, name, loader.npdl_where)) from None
         except RecursionError:  # belt and braces: MAX_DEPTH keeps composing far from the limit
             raise ConfigError(f"{name}: too large a config: nested too deeply") from None
         if node is None:
             return None, {}
-        _check_expansion(node, name)
+        _check_expansion(node, loader.npdl_where)
         locations: dict[str, str] = {}
         problems: list[Problem] = []
-        _locate(node, "", name, locations, problems)
+        _locate(node, "", loader.npdl_where, locations, problems)
         if problems:
             raise ConfigError(problems)
         try:
             data = loader.construct_document(node)
         except yaml.YAMLError as exc:
-            raise ConfigError(_yaml_message(exc, name)) from None
+            raise ConfigError(_yaml_message(exc, name, loader.npdl_where)) from None
+        except ValueError as exc:  # int('9' * 5000): Python refuses to parse integers over 4300 digits
+            raise ConfigError(f"{name}: a number too long to read ({str(exc)[:80]})") from None
         return data, locations
     finally:
         loader.dispose()
 
 
-def _yaml_message(exc: yaml.YAMLError, name: str) -> str:
+def _yaml_message(exc: yaml.YAMLError, name: str, at) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f"{name}:{mark.line + 1}" if mark is not None else name
+    where = at(mark.line + 1) if mark is not None else name
     if isinstance(exc, yaml.reader.ReaderError):
         return f"{where}: not a YAML text (unacceptable character #x{exc.character:04x})"
     problem = getattr(exc, "problem", None) or str(exc)
@@ -167,7 +176,7 @@ def _children(node) -> list:
     return []
 
 
-def _check_expansion(root, name: str) -> None:
+def _check_expansion(root, at) -> None:
     """Refuse a node graph whose tree (aliases expanded) exceeds the limits, or that has a cycle.
 
     Sizes and heights are memoised per node, so the work is linear in the *composed* graph
@@ -176,7 +185,7 @@ def _check_expansion(root, name: str) -> None:
     memo: dict[int, tuple[int, int] | None] = {}
 
     def refuse(node, what: str):
-        raise ConfigError(f"{name}:{node.start_mark.line + 1}: too large a config: {what} "
+        raise ConfigError(f"{at(node.start_mark.line + 1)}: too large a config: {what} "
                           "(are aliases (*name) repeating a large value?)")
 
     def walk(node, level: int) -> tuple[int, int]:
@@ -186,7 +195,7 @@ def _check_expansion(root, name: str) -> None:
         if key in memo:
             got = memo[key]
             if got is None:
-                raise ConfigError(f"{name}:{node.start_mark.line + 1}: an alias refers to a value that "
+                raise ConfigError(f"{at(node.start_mark.line + 1)}: an alias refers to a value that "
                                   "contains it (a recursive alias)")
             if level - 1 + got[1] > MAX_DEPTH:
                 refuse(node, f"nested deeper than {MAX_DEPTH} levels")
@@ -204,12 +213,15 @@ def _check_expansion(root, name: str) -> None:
     walk(root, 1)
 
 
-def _locate(node, path: str, name: str, out: dict[str, str], problems: list[Problem]) -> None:
-    """Record 'name:line' for every dotted path under ``node``; check mapping keys."""
-    out[path] = f"{name}:{node.start_mark.line + 1}"
+def _locate(node, path: str, at, out: dict[str, str], problems: list[Problem]) -> None:
+    """Record ``at(line)`` ('file:line') for every dotted path under ``node``; check mapping keys."""
+    out[path] = at(node.start_mark.line + 1)
+    if isinstance(node, yaml.ScalarNode) and node.tag == _INT and len(node.value) > 100:
+        # no config integer is that long, and Python refuses to parse one of over 4300 digits
+        problems.append(Problem(path, f"a number {len(node.value):,} characters long", out[path]))
     if isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _locate(item, join(path, i), name, out, problems)
+            _locate(item, join(path, i), at, out, problems)
         return
     if not isinstance(node, yaml.MappingNode):
         return
@@ -225,21 +237,21 @@ def _locate(node, path: str, name: str, out: dict[str, str], problems: list[Prob
             kind = "a list or mapping" if not isinstance(key_node, yaml.ScalarNode) else \
                 key_node.tag.rsplit(":", 1)[-1]
             problems.append(Problem(path, f"keys must be names (strings), got {str(shown)[:40]!r} ({kind}); "
-                                          "quote it if it is meant as a name", f"{name}:{line}"))
+                                          "quote it if it is meant as a name", at(line)))
             continue
         key = key_node.value
         if len(key) > MAX_KEY or not key:
             problems.append(Problem(path, f"a key must be a name of 1 to {MAX_KEY} characters, got one of "
-                                          f"{len(key)}", f"{name}:{line}"))
+                                          f"{len(key)}", at(line)))
             continue
         sub = join(path, key)
         if key in first:
-            problems.append(Problem(sub, f"duplicate key: first set at {name}:{first[key]}, set again here",
-                                    f"{name}:{line}"))
+            problems.append(Problem(sub, f"duplicate key: first set at {at(first[key])}, set again here",
+                                    at(line)))
             continue
         first[key] = line
-        _locate(value_node, sub, name, out, problems)
-        out[sub] = f"{name}:{line}"
+        _locate(value_node, sub, at, out, problems)
+        out[sub] = at(line)
     # `<<: *base` merge keys: merged entries fill in what the mapping does not set itself
     for value_node in merged:
         sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -250,5 +262,5 @@ def _locate(node, path: str, name: str, out: dict[str, str], problems: list[Prob
                 if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR and key_node.value not in first:
                     sub = join(path, key_node.value)
                     if sub not in out:
-                        _locate(sub_node, sub, name, out, [])
-                        out[sub] = f"{name}:{key_node.start_mark.line + 1}"
+                        _locate(sub_node, sub, at, out, [])
+                        out[sub] = at(key_node.start_mark.line + 1)
