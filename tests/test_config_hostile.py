@@ -205,7 +205,7 @@ def test_numbers_must_be_finite_and_sized(tmp_path, key, value, words):
 
 def test_a_model_too_large_for_memory_is_refused_with_the_figure(tmp_path):
     text = TINY.replace("hidden: [8]", "hidden: [100000000000]")
-    assert_user_error(check(write(tmp_path, "x.yaml", text)), "x.yaml:4: model.hidden.0: 100000000000 is too large",
+    assert_user_error(check(write(tmp_path, "x.yaml", text)), "x.yaml:4: model.hidden.0: too large",
                       "at least 372.5 GiB of parameters", "of memory")
     res = check(tmp_path / "x.yaml")
     assert res.exit_code == 2
@@ -318,3 +318,9 @@ def test_fuzz_raw_bytes_exit_2_or_0(tmp_path, raw):
     res = check(write(tmp_path, "x.yaml", raw))
     assert res.exit_code in (0, 2), (raw, res.output, res.exception)
     assert "Traceback" not in res.output and "internal error" not in res.output, res.output
+
+
+def test_neighbouring_sizes_count_towards_the_memory_bound(tmp_path):
+    text = TINY.replace("hidden: [8]", "hidden: [10000000, 10000000]")  # a 10^14-parameter weight
+    assert_user_error(check(write(tmp_path, "x.yaml", text)), "x.yaml:4: model.hidden: too large",
+                      "at least 363.8 TiB of parameters")

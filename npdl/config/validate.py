@@ -181,8 +181,9 @@ def _parameter_memory(spec) -> list[Problem]:
     """Refuse a size no machine here can hold, before anything is allocated.
 
     Every integer argument of a model (a width, a vocabulary, a count of layers) makes at
-    least that many float32 parameters, so the largest one is a lower bound of the model's
-    memory; a model whose bound exceeds physical memory cannot be built. (Allocations that
+    least that many float32 parameters, and a list of sizes (``hidden: [a, b]``) at least a
+    weight per neighbouring pair (a * b), so the largest of these is a lower bound of the
+    model's memory; a model whose bound exceeds physical memory cannot be built. (Allocations that
     the bound misses fail in NumPy and are reported by the build as a config error too.)
     """
     memory = memory_bytes()
@@ -196,10 +197,15 @@ def _parameter_memory(spec) -> list[Problem]:
             stack += [(v, join(path, k)) for k, v in value.items()]
         elif isinstance(value, list):
             stack += [(v, join(path, i)) for i, v in enumerate(value)]
+            sizes = [v for v in value if isinstance(v, int) and not isinstance(v, bool) and 0 < v < schema.INT_LIMIT]
+            if len(sizes) == len(value) > 1:  # a list of sizes (hidden widths, channels): a weight joins each pair
+                pairs = sum(a * b for a, b in zip(sizes, sizes[1:]))
+                if pairs > largest:
+                    largest, where = pairs, path
         elif isinstance(value, int) and not isinstance(value, bool) and largest < value < schema.INT_LIMIT:
             largest, where = value, path
     if largest * PARAM_BYTES > memory:
-        return [Problem(where, f"{schema.show(largest)} is too large: the model would need at least "
+        return [Problem(where, f"too large: the model would need at least "
                                f"{_bytes(largest * PARAM_BYTES)} of parameters (float32), more than this "
                                f"machine's {_bytes(memory)} of memory")]
     return []
