@@ -1,8 +1,9 @@
-"""From a validated config to the objects a run needs: the one place that knows both the
-config format and the registries (the Trainer knows neither; the CLI only prints).
+"""From a config to the objects a run needs: data, model, task, loss, optimizer, schedule.
 
-``validate(cfg)`` reports every problem at once, before anything is built. ``build(cfg)``
-then creates data, model, task, loss, optimizer and schedule.
+Checking is ``npdl.config``'s job: ``build`` validates once (``config.validate``), then
+builds each section inside ``config.located(...)``, so an error a constructor raises for a
+Python caller (``ValueError``, ``TypeError``, ``MemoryError``) is reported at the config key
+and line that caused it. The Trainer knows no configs; the CLI only prints.
 """
 from __future__ import annotations
 
@@ -10,71 +11,43 @@ import dataclasses
 import typing
 
 import npdl
-import npdl.models  # noqa: F401  (registers model families)
+import npdl.models  # noqa: F401  (registers the general models: mlp, cnn, sequential)
 import npdl.nn  # noqa: F401  (registers layers and losses)
 import npdl.optim  # noqa: F401  (registers optimizers and schedules)
-from npdl import schema
-from npdl.config import SECTIONS, Config
-from npdl.data import datasets as _datasets  # noqa: F401  (registers datasets)
+from npdl import config, schema
+from npdl.config import Config
+from npdl.data import datasets as _datasets  # noqa: F401  (registers the built-in datasets)
 from npdl.nn.module import evaluating
 from npdl.optim.schedules import LRScheduler
-from npdl.registry import (DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, ConfigError, Problem, did_you_mean,
-                           import_optional)
-from npdl.train.tasks import TASKS
+from npdl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, TASKS
 from npdl.train.trainer import Trainer, TrainSettings
 from npdl.train import weights
 
-
-# Modules that register model families, datasets and tasks. Each is imported if it exists,
-# so a family can be developed in its own files without touching this one.
-FAMILY_MODULES = (
-    "npdl.families.word2vec.data", "npdl.families.word2vec.model", "npdl.families.word2vec.task",
-    "npdl.families.language_model.data", "npdl.families.language_model.alternating",
-    "npdl.families.language_model.rnn", "npdl.families.language_model.transformer",
-    "npdl.families.language_model.task",
-    "npdl.families.qa.data", "npdl.families.qa.model", "npdl.families.qa.task",
-    "npdl.families.text_classification.data", "npdl.families.text_classification.model",
-    "npdl.families.text_classification.task",
-    "npdl.families.seq2seq.data", "npdl.families.seq2seq.model", "npdl.families.seq2seq.task",
-)
-
-
-import_optional(FAMILY_MODULES)
-
-
-def check_dataclass(cls, value, path: str) -> list[Problem]:
-    """Problems with ``value`` as the fields of dataclass ``cls`` (unknown keys, wrong types)."""
-    if value is None:
-        return []
-    if not isinstance(value, dict):
-        return [Problem(path, f"expected a mapping, got {value!r}")]
-    hints = typing.get_type_hints(cls, include_extras=True)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    problems = []
-    for key, v in value.items():
-        if key not in fields:
-            problems.append(Problem(f"{path}.{key}", f"unknown key{did_you_mean(key, fields)} "
-                                                     f"(accepted: {', '.join(fields)})"))
-            continue
-        ann = hints[key]
-        nested = _dataclass_in(ann)
-        if nested is not None and isinstance(v, dict):
-            problems += check_dataclass(nested, v, f"{path}.{key}")
-            missing = [f.name for f in dataclasses.fields(nested) if f.default is dataclasses.MISSING
-                       and f.default_factory is dataclasses.MISSING and f.name not in v]
-            problems += [Problem(f"{path}.{key}.{m}", "missing required key") for m in missing]
-            continue
-        msg = schema.check(v, ann)
-        if msg:
-            problems.append(Problem(f"{path}.{key}", msg))
-    return problems
+# ---- model families: each registers its datasets, models and task when imported -------------
+# (explicit imports: a misspelt module fails here instead of being skipped)
+import npdl.families.word2vec.data  # noqa: E402,F401  word2vec
+import npdl.families.word2vec.model  # noqa: E402,F401
+import npdl.families.word2vec.task  # noqa: E402,F401
+import npdl.families.language_model.data  # noqa: E402,F401  language models: recurrent and Transformer
+import npdl.families.language_model.alternating  # noqa: E402,F401
+import npdl.families.language_model.rnn  # noqa: E402,F401
+import npdl.families.language_model.transformer  # noqa: E402,F401
+import npdl.families.language_model.task  # noqa: E402,F401
+import npdl.families.qa.data  # noqa: E402,F401  bAbI question answering
+import npdl.families.qa.model  # noqa: E402,F401
+import npdl.families.qa.task  # noqa: E402,F401
+import npdl.families.text_classification.data  # noqa: E402,F401  Transformer classifiers (QQP)
+import npdl.families.text_classification.model  # noqa: E402,F401
+import npdl.families.text_classification.task  # noqa: E402,F401
+import npdl.families.seq2seq.data  # noqa: E402,F401  Transformer seq2seq (Multi30k, synthetic)
+import npdl.families.seq2seq.model  # noqa: E402,F401
+import npdl.families.seq2seq.task  # noqa: E402,F401
+# ---- end of model families ----------------------------------------------------------------
 
 
-def _dataclass_in(ann):
-    for a in (ann, *typing.get_args(ann)):
-        if dataclasses.is_dataclass(a):
-            return a
-    return None
+def validate(cfg: Config) -> None:
+    """``npdl.config.validate`` (kept here for callers that build right after)."""
+    config.validate(cfg)
 
 
 def make_dataclass(cls, value: dict | None):
@@ -82,54 +55,12 @@ def make_dataclass(cls, value: dict | None):
     value = dict(value or {})
     hints = typing.get_type_hints(cls, include_extras=True)
     for key, v in list(value.items()):
-        nested = _dataclass_in(hints[key])
+        nested = config.dataclass_in(hints[key])
         if nested is not None and isinstance(v, dict):
             value[key] = make_dataclass(nested, v)
         else:
             value[key] = schema.coerce(v, hints[key])
     return cls(**value)
-
-
-def validate(cfg: Config) -> None:
-    """Raise one ``ConfigError`` listing every problem in ``cfg`` (with file:line)."""
-    d = cfg.data
-    problems: list[Problem] = []
-    for key in d:
-        if key not in SECTIONS:
-            problems.append(Problem(key, f"unknown section{did_you_mean(key, SECTIONS)} (sections: {', '.join(SECTIONS)})"))
-    if not isinstance(d.get("name", ""), str) or not d.get("name"):
-        problems.append(Problem("name", f"expected a non-empty string, got {d.get('name')!r}"))
-    if "seed" in d and schema.check(d["seed"], schema.NonNegativeInt):
-        problems.append(Problem("seed", schema.check(d["seed"], schema.NonNegativeInt)))
-    for section in ("data", "model", "optimizer"):
-        if section not in d:
-            problems.append(Problem(section, "missing section"))
-    data_cls = None
-    if isinstance(d.get("data"), dict):
-        problems += DATASETS.validate(d["data"], "data")
-        if d["data"].get("type") in DATASETS:
-            data_cls = DATASETS.get(d["data"]["type"])
-    if "model" in d:
-        problems += MODELS.validate(weights.without_init(d["model"]), "model",
-                                    provided=getattr(data_cls, "provides", ()))
-        problems += weights.init_problems(d["model"], "model")
-    if "loss" in d:
-        problems += LOSSES.validate(d["loss"], "loss")
-    if "optimizer" in d:
-        problems += OPTIMIZERS.validate(d["optimizer"], "optimizer")
-    if "schedule" in d:
-        problems += SCHEDULES.validate(d["schedule"], "schedule", provided={"total_steps"})
-    problems += check_dataclass(TrainSettings, d.get("train"), "train")
-    train = d.get("train") or {}
-    if isinstance(train, dict) and "epochs" not in train and "max_steps" not in train:
-        problems.append(Problem("train", "set train.epochs or train.max_steps"))
-    if data_cls is not None:
-        task = TASKS[data_cls.task]
-        problems += check_dataclass(task.eval_options, d.get("eval"), "eval")
-    elif d.get("eval") is not None and not isinstance(d.get("eval"), dict):
-        problems.append(Problem("eval", f"expected a mapping, got {d.get('eval')!r}"))
-    if problems:
-        raise cfg.error(problems)
 
 
 @dataclasses.dataclass
@@ -146,61 +77,73 @@ class Experiment:
     settings: TrainSettings
     seed: int
     total_steps: int
+    warnings: list[str] = dataclasses.field(default_factory=list)  # for the CLI to show (e.g. warmup cut)
 
     def trainer(self, run=None, callbacks=()) -> Trainer:
         return Trainer(self.model, self.task, self.data, self.optimizer, self.scheduler, self.settings, run=run,
                        seed=self.seed, callbacks=callbacks)
 
 
-def _build(cfg: Config, registry, section: str, spec: dict, **deps):
-    """Build one section; constructor errors (cross-checks against the data) become config errors."""
-    try:
-        return registry.build(spec, section, **deps)
-    except ConfigError as exc:
-        raise cfg.error(exc.problems) from None
-    except (ValueError, TypeError) as exc:
-        raise cfg.error([Problem(section, str(exc))]) from None
+def build(cfg: Config, root=None, prepare: bool | str = True, run_dir=None) -> Experiment:
+    """Validate, then build everything.
 
+    ``prepare``: True reads the data; False skips it (the model is then sized from the
+    dataset's declared shapes); "auto" reads it only when nothing needs downloading
+    (``npdl check``). ``run_dir``: restore data artifacts (tokenizers) saved by an earlier run.
 
-def build(cfg: Config, root=None, prepare: bool = True, run_dir=None) -> Experiment:
-    """Validate, then build everything. ``prepare=False`` skips reading the data (``npdl check``
-    before a download): the model is then sized from the dataset's declared shapes.
-    ``run_dir``: restore data artifacts (tokenizers) saved by an earlier run."""
-    validate(cfg)
+    Raises:
+        ConfigError: every problem of the config, or the first a constructor found, located.
+    """
+    config.validate(cfg)
     d = cfg.data
     seed = int(d.get("seed", 0))
     npdl.manual_seed(seed)
-    data = _build(cfg, DATASETS, "data", d["data"])
+    with config.located(cfg, "data"):
+        data = DATASETS.build(d["data"])
     if run_dir is not None:
         data.load_artifacts(run_dir)
+    if prepare == "auto":
+        from npdl.data import download
+
+        prepare = data.source is None or download.is_downloaded(data.source, root)
     if prepare:
-        data.prepare(root)
-    model = _build(cfg, MODELS, "model", weights.without_init(d["model"]), **data.info())
-    task_cls = TASKS[data.task]
+        # data errors of their own kind (DataError: not downloaded, corrupt) pass through as they are
+        with config.located(cfg, "data", "while reading the data", only_plain=True):
+            data.prepare(root)
+    settings = make_dataclass(TrainSettings, d.get("train"))
+    config.check_splits(cfg, settings, data)
+    with config.located(cfg, "model"):
+        model = MODELS.build(weights.without_init(d["model"]), **data.info())
+    task_cls = TASKS.get(data.task)
     loss_spec = d.get("loss") or task_cls.default_loss
-    loss_fn = _build(cfg, LOSSES, "loss", loss_spec) if loss_spec else None
+    loss_fn = None
+    if loss_spec:
+        with config.located(cfg, "loss"):
+            loss_fn = LOSSES.build(loss_spec)
     eval_opts = make_dataclass(task_cls.eval_options, d.get("eval"))
-    task = task_cls(model, data, loss_fn, eval_opts)
-    try:
+    with config.located(cfg, ""):
+        task = task_cls(model, data, loss_fn, eval_opts)
+    config.check_metrics(cfg, settings, task, data)
+    with config.located(cfg, "model", "does not fit the data"):  # e.g. a conv2d layer given 2-D data
         _materialize(model, task, data)
-    except (ValueError, TypeError) as exc:  # e.g. a conv2d layer given 2-D data: the config is at fault
-        raise cfg.error([Problem("model", f"does not fit the data: {exc}")]) from None
     if run_dir is None:  # a new model starts from saved weights; eval and resume load the run's own
         try:
             weights.init_from_spec(model, d["model"])
         except weights.WeightsError as exc:
-            raise cfg.error([Problem("model.init_from", str(exc))]) from None
-    settings = make_dataclass(TrainSettings, d.get("train"))
+            raise cfg.error([config.Problem("model.init_from", str(exc))]) from None
     # without the data (npdl check before a download) the epoch length is unknown; a generous
     # placeholder keeps schedules with warmup constructible, and nothing trains on it
     steps_per_epoch = -(-len(data.loader("train")) // settings.grad_accum) if prepare else 10_000
     total = settings.max_steps or (settings.epochs or 1) * steps_per_epoch
     if settings.max_steps and settings.epochs:
         total = min(settings.max_steps, settings.epochs * steps_per_epoch)
-    optimizer = _build(cfg, OPTIMIZERS, "optimizer", d["optimizer"], params=list(model.named_parameters()))
-    schedule = _build(cfg, SCHEDULES, "schedule", d.get("schedule") or task_cls.default_schedule, total_steps=total)
+    with config.located(cfg, "optimizer"):
+        optimizer = OPTIMIZERS.build(d["optimizer"], params=list(model.named_parameters()))
+    schedule_spec, warnings = config.fit_schedule(cfg, d.get("schedule") or task_cls.default_schedule, total)
+    with config.located(cfg, "schedule"):
+        schedule = SCHEDULES.build(schedule_spec, total_steps=total)
     return Experiment(cfg, data, model, task, loss_fn, optimizer, LRScheduler(optimizer, schedule), settings,
-                      seed, total)
+                      seed, total, warnings)
 
 
 def from_run(spec, runs_dir="runs", checkpoint: str = "best", root=None, prepare: bool = False, check=None):
@@ -212,12 +155,11 @@ def from_run(spec, runs_dir="runs", checkpoint: str = "best", root=None, prepare
     ``check(run, exp)`` may raise before any weights are read.
     Returns ``(run, experiment, checkpoint path, checkpoint state)``.
     """
-    from npdl import config as cfgmod
     from npdl.runs import resolve
     from npdl.train import checkpoint as ckpt
 
     run = resolve(spec, runs_dir)
-    exp = build(cfgmod.load(run.path / "config.yaml"), root, prepare=prepare, run_dir=run.artifacts)
+    exp = build(config.load(run.path / "config.yaml"), root, prepare=prepare, run_dir=run.artifacts)
     if check is not None:
         check(run, exp)
     path = run.checkpoint_path(checkpoint)

@@ -1,54 +1,21 @@
-"""Registries: the closed sets of names a config's ``type:`` may use.
+"""Registries: the closed sets of names a config's ``type:`` may use, and nothing else.
 
-One ``Registry`` per kind (layer, model, loss, optimizer, schedule, dataset, metric), filled
-by decorators next to the code they name::
+One ``Registry`` per kind (layer, model, loss, optimizer, schedule, dataset; tasks and
+tokenizers, which configs name indirectly), filled by decorators next to the code they name::
 
     @LAYERS.register("linear")
     class Linear(Module): ...
 
-``validate(spec, path)`` checks a ``{"type": ..., **kwargs}`` mapping against the entry's
-signature without building anything and returns every problem found; ``build`` validates,
-then calls the entry. Unknown names and arguments come with a "did you mean".
+A registry maps names to classes and describes their signatures for listings. Checking a
+config against those signatures is ``npdl.config``'s job; ``build`` here only binds and calls.
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import inspect
 import typing
 
 from npdl import schema
-
-
-@dataclasses.dataclass
-class Problem:
-    """One thing wrong with a config: where (dotted path), what, and a suggestion."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class ConfigError(ValueError):
-    """A user error in a spec or config; carries every problem found (``problems``)."""
-
-    def __init__(self, problems: list[Problem] | str):
-        if isinstance(problems, str):
-            problems = [Problem("", problems)]
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-def did_you_mean(word: str, choices) -> str:
-    """' — did you mean 'x'?' for the closest choice, or ''."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" — did you mean '{close[0]}'?" if close else ""
-
-
-def join(path: str, key) -> str:
-    return f"{path}.{key}" if path else str(key)
+from npdl.schema import ArgumentError, did_you_mean
 
 
 class Registry:
@@ -76,17 +43,23 @@ class Registry:
         return sorted(self._entries)
 
     def __contains__(self, name) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def get(self, name: str):
-        """The entry called ``name``; ``ConfigError`` with a suggestion when there is none."""
-        if name not in self._entries:
-            raise ConfigError(self.unknown(name))
+        """The entry called ``name``.
+
+        Raises:
+            ArgumentError: no such entry (the message suggests the closest name).
+        """
+        if name not in self:
+            raise ArgumentError([("type", self.unknown(name))])
         return self._entries[name]
 
     def unknown(self, name) -> str:
+        if not isinstance(name, str):
+            return f"expected the name of a {self.kind} (one of: {', '.join(self.names())}), got {schema.show(name)}"
         hint = did_you_mean(name, self._entries)
-        return f"unknown {self.kind} '{name}'{hint} (known: {', '.join(self.names())})"
+        return f"unknown {self.kind} '{name[:100]}'{hint} (known: {', '.join(self.names())})"
 
     def parameters(self, name: str, include_hidden: bool = False) -> dict[str, inspect.Parameter]:
         """The keyword parameters a config may set for entry ``name`` (all of them with ``include_hidden``)."""
@@ -119,60 +92,24 @@ class Registry:
         doc = inspect.getdoc(self.get(name)) or ""
         return doc.splitlines()[0] if doc else ""
 
-    def validate(self, spec, path: str = "", provided: typing.Iterable[str] = (),
-                 skip_check: typing.Iterable[str] = ()) -> list[Problem]:
-        """Every problem with ``spec`` as a call of its ``type``; builds nothing.
-
-        ``provided`` names arguments the caller will supply (e.g. vocab_size from the data),
-        so they count as present. ``skip_check`` names arguments whose values are validated
-        elsewhere (nested specs).
-        """
-        if not isinstance(spec, dict):
-            return [Problem(path, f"expected a mapping with a 'type' key, got {spec!r}")]
-        if "type" not in spec:
-            return [Problem(path, f"missing 'type' (one of: {', '.join(self.names())})")]
-        name = spec["type"]
-        if name not in self._entries:
-            return [Problem(join(path, "type"), self.unknown(name))]
-        params = self.parameters(name)
-        problems = []
-        for key, value in spec.items():
-            if key == "type":
-                continue
-            if key not in params:
-                hint = did_you_mean(key, params)
-                problems.append(Problem(join(path, key), f"unknown argument for {self.kind} '{name}'{hint} "
-                                                          f"(accepted: {', '.join(params) or 'none'})"))
-                continue
-            ann = params[key].annotation
-            if key not in skip_check and ann is not inspect.Parameter.empty:
-                msg = schema.check(value, ann)
-                if msg:
-                    problems.append(Problem(join(path, key), msg))
-        provided = set(provided) | set(self.hidden)
-        for pname, p in params.items():
-            if p.default is inspect.Parameter.empty and pname not in spec and pname not in provided:
-                problems.append(Problem(join(path, pname), f"missing required argument of {self.kind} '{name}'"))
-        nested = getattr(self._entries[name], "validate_spec", None)
-        if nested is not None:  # entries holding specs of their own (e.g. a layer list) check them
-            problems.extend(nested(spec, path))
-        return problems
-
-    def build(self, spec: dict, path: str = "", **deps):
-        """Validate ``spec`` and call its entry with the spec's kwargs plus accepted ``deps``.
+    def build(self, spec: dict, **deps):
+        """Call the entry ``spec["type"]`` with the spec's other keys plus the accepted ``deps``.
 
         ``deps`` (e.g. ``vocab_size=10000``) are passed only to entries whose signature names
-        them and only when the spec does not set them itself.
+        them and only when the spec does not set them itself. Nothing is checked here beyond
+        the name: ``npdl.config`` validated the spec; Python callers get the constructor's own
+        ``TypeError``/``ValueError``.
         """
-        known = isinstance(spec, dict) and spec.get("type") in self
-        params = self.parameters(spec["type"]) if known else {}
-        everything = self.parameters(spec["type"], include_hidden=True) if known else {}
+        if not isinstance(spec, dict):
+            raise ArgumentError(f"expected a mapping with a 'type' key, got {type(spec).__name__}")
+        name = spec.get("type")
+        entry = self.get(name)
+        everything = self.parameters(name, include_hidden=True)
         accepted = {k: v for k, v in deps.items() if k in everything and k not in spec}
-        problems = self.validate(spec, path, provided=accepted)
-        if problems:
-            raise ConfigError(problems)
-        kwargs = {k: schema.coerce(v, params[k].annotation) for k, v in spec.items() if k != "type"}
-        return self._entries[spec["type"]](**kwargs, **accepted)
+        params = self.parameters(name)
+        kwargs = {k: schema.coerce(v, params[k].annotation) if k in params else v
+                  for k, v in spec.items() if k != "type"}
+        return entry(**kwargs, **accepted)
 
 
 LAYERS = Registry("layer")
@@ -181,25 +118,11 @@ LOSSES = Registry("loss", "losses")
 OPTIMIZERS = Registry("optimizer", hidden=("rng", "params"))
 SCHEDULES = Registry("schedule")
 DATASETS = Registry("dataset")
-METRICS = Registry("metric")
+TASKS = Registry("task")            # filled by npdl.train.tasks and the family task modules
+TOKENIZERS = Registry("tokenizer")  # filled by npdl.data.tokenizers
 
-ALL = {r.plural: r for r in (LAYERS, MODELS, LOSSES, OPTIMIZERS, SCHEDULES, DATASETS, METRICS)}
-
-
-def import_optional(modules) -> None:
-    """Import each module that exists; a module missing *itself* is skipped, any other error raised.
-
-    Model families, datasets and commands each live in their own modules; the lists of them
-    (``npdl.experiment.FAMILY_MODULES``, ``npdl.cli.OPTIONAL_COMMANDS``) go through here.
-    """
-    import importlib
-
-    for mod in modules:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+# the kinds a config's `type:` names (what `npdl list` shows)
+ALL = {r.plural: r for r in (LAYERS, MODELS, LOSSES, OPTIMIZERS, SCHEDULES, DATASETS)}
 
 
 def listing(kind: str) -> list[tuple[str, str, str]]:

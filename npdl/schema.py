@@ -7,13 +7,45 @@ returns a human sentence describing what was expected, or None when the value fi
 Supported annotations: int, float (accepts ints), bool, str, None, Any, Optional/Union
 (``X | Y``), Literal, list[X], tuple[X, ...], tuple[X, Y], dict[K, V], and
 ``Annotated[T, Constraint]`` with the constraints below.
+
+Numbers must be finite (``.nan``, ``.inf`` and ``1e999`` are never "positive") and integers
+must fit in 64 bits, so a checked value can go straight into NumPy.
+
+Library code (optimizers, schedules, layers) raises :class:`ArgumentError`, an ordinary
+``ValueError`` whose ``problems`` name the argument at fault; the config layer
+(``npdl.config``) turns those into ``file:line: path: message``. This module knows no files.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
+
+
+INT_LIMIT = 2 ** 63  # integers must fit NumPy's int64
+
+
+class ArgumentError(ValueError):
+    """Arguments that do not fit: ``problems`` lists ``(argument path, message)`` pairs.
+
+    The path is relative to the call (``lr``, ``groups[0].match``); ``str()`` shows one
+    ``path: message`` line per problem.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]] | str):
+        if isinstance(problems, str):
+            problems = [("", problems)]
+        self.problems = [(str(p), str(m)) for p, m in problems]
+        super().__init__("\n".join(f"{p}: {m}" if p else m for p, m in self.problems))
+
+
+def did_you_mean(word, choices) -> str:
+    """' — did you mean 'x'?' for the closest choice, or ''."""
+    close = difflib.get_close_matches(str(word)[:200], [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,12 +122,30 @@ def _plural(words: str) -> str:
 
 def check(value, ann) -> str | None:
     """None if ``value`` fits ``ann``; otherwise 'expected <description>, got <value>'."""
-    return None if _fits(value, ann) else f"expected {describe(ann)}, got {_show(value)}"
+    return None if _fits(value, ann) else f"expected {describe(ann)}, got {show(value)}"
 
 
-def _show(value) -> str:
-    text = repr(value)
+def show(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 30:
+        # repr of 10**5000 is slow, useless, and refused by Python beyond 4300 digits
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value) if not isinstance(value, (list, dict)) or _small(value) else f"a {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _small(value, budget: int = 50) -> bool:
+    """True when ``value`` (nested lists/dicts) has at most ``budget`` items: cheap to repr."""
+    stack, seen = [value], 0
+    while stack:
+        v = stack.pop()
+        seen += 1
+        if seen > budget:
+            return False
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return True
 
 
 def _fits(value, ann) -> bool:
@@ -116,9 +166,9 @@ def _fits(value, ann) -> bool:
     if ann is bool:
         return isinstance(value, bool)
     if ann is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool) and -INT_LIMIT <= value < INT_LIMIT
     if ann is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return is_finite_number(value)
     if ann is str:
         return isinstance(value, str)
     if origin is list or ann is list:
@@ -138,6 +188,15 @@ def _fits(value, ann) -> bool:
     if isinstance(ann, type):
         return isinstance(value, ann)
     return True  # unknown annotation forms are not checked
+
+
+def is_finite_number(value) -> bool:
+    """An int or float (not a bool) that is finite as a float: no NaN, no inf, no 10**400."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return -INT_LIMIT <= value < INT_LIMIT
+    return math.isfinite(value)
 
 
 def coerce(value, ann):

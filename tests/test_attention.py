@@ -8,6 +8,7 @@ import npdl
 from npdl.nn.attention import (LearnedPositionalEmbedding, MultiHeadAttention, SequenceTooLongError,
                                SinusoidalPositionalEncoding)
 from npdl.registry import LAYERS
+from npdl.config import check_spec
 
 E, H, B, T, S = 4, 2, 2, 3, 4
 
@@ -291,7 +292,7 @@ def test_registered_and_built_from_specs():
     assert isinstance(m, MultiHeadAttention)
     assert LAYERS.build({"type": "sinusoidal_positional_encoding", "d_model": 8}).max_len == 5000
     assert LAYERS.build({"type": "learned_positional_embedding", "max_len": 16, "d_model": 8}).weight.shape == (16, 8)
-    problems = LAYERS.validate({"type": "multi_head_attention", "embed_dim": 0, "num_heads": 2, "dropout": 1.0})
+    problems = check_spec(LAYERS, {"type": "multi_head_attention", "embed_dim": 0, "num_heads": 2, "dropout": 1.0}, "")
     assert {p.path for p in problems} == {"embed_dim", "dropout"}
 
 

@@ -310,6 +310,8 @@ def test_monitor_typo_layer_mismatch_and_bad_checkpoint_name_are_usage_errors(wo
     cfg = write_config(workdir / "t.yaml", tiny_config())
     assert_usage_error(invoke("train", cfg, "--runs-dir", workdir / "runs", "--set", "train.monitor=val.acuracy"),
                        "did you mean 'val.accuracy'?")
+    assert not (workdir / "runs").exists()  # caught by validation, before a run folder exists
+    assert invoke("train", cfg, "--runs-dir", workdir / "runs").exit_code == 0
     conv = write_config(workdir / "c.yaml", tiny_config(model={"type": "sequential", "layers": [
         {"type": "conv2d", "out_channels": 2, "kernel_size": 3}]}))
     assert_usage_error(invoke("check", conv), "model: does not fit the data: conv2d expects (N, C, H, W)")

@@ -25,7 +25,7 @@ from npdl import experiment
 from npdl.cli import app
 from npdl.nn import Linear, MultiHeadAttention, Sequential
 from npdl.nn.pytorch_names import from_torch, to_torch
-from npdl.registry import ConfigError
+from npdl.config import ConfigError
 from npdl.train import weights
 from tests.conftest import env_without_data, tiny_config, write_config
 

@@ -99,7 +99,7 @@ X_CNN = floats(2, 1, 6, 6, seed=2)
 def build(name: str):
     spec, provided, call = CASES[name]
     npdl.manual_seed(0)
-    model = MODELS.build(spec, "model", **provided)
+    model = MODELS.build(spec, **provided)
     call(model)                                             # materialise lazily sized layers
     model.double()
     rng = np.random.default_rng(3)

@@ -11,7 +11,9 @@ import npdl.optim as O
 from npdl.core.sparse import RowSparseGrad
 from npdl.nn.layers import Embedding, LayerNorm, Linear
 from npdl.nn.module import Module, Parameter
-from npdl.registry import OPTIMIZERS, ConfigError
+from npdl.config import check_spec
+from npdl.registry import OPTIMIZERS
+from npdl.schema import ArgumentError
 
 W0 = np.array([1.0, -2.0, 3.0])
 G1 = np.array([0.5, -1.0, 2.0])
@@ -386,8 +388,8 @@ def test_optimizer_config_groups_build_and_decay():
     net = Net()
     spec = {"type": "adamw", "lr": 1e-3, "weight_decay": 0.5, "no_decay": ["bias", "norm"], "no_decay_1d": True,
             "groups": [{"match": "^embed", "lr": 1e-2}]}
-    assert OPTIMIZERS.validate(spec, "optimizer", provided=["params"]) == []
-    opt = OPTIMIZERS.build(spec, "optimizer", params=net.named_parameters())
+    assert check_spec(OPTIMIZERS, spec, "optimizer", provided=["params"]) == []
+    opt = OPTIMIZERS.build(spec, params=net.named_parameters())
     summary = [(g["param_names"], g["lr"], g["weight_decay"], g["initial_lr"]) for g in opt.param_groups]
     assert summary == [(["embed.weight"], 1e-2, 0.5, 1e-2), (["proj.weight"], 1e-3, 0.5, 1e-3),
                        (["proj.bias", "norm.weight", "norm.bias", "ln_f.weight", "ln_f.bias"], 1e-3, 0.0, 1e-3)]
@@ -408,26 +410,26 @@ def test_group_dicts_override_defaults():
 
 
 def test_group_and_hyperparameter_errors_are_all_reported():
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(ArgumentError) as e:
         O.Adam(Net().named_parameters(), groups=[{"match": "^emb", "lrr": 0.1}, {"match": "decoder", "lr": 1.0}])
     assert "groups[0].lrr" in str(e.value) and "did you mean 'lr'" in str(e.value)
     assert "groups[1].match: 'decoder' matches no parameter" in str(e.value)       # reported together
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(ArgumentError) as e:
         O.Adam(Net().named_parameters(), groups=[{"match": "decoder", "lr": 1.0}, {"match": "(", "lr": 1.0}])
     assert "groups[0].match" in str(e.value) and "matches no parameter" in str(e.value)
     assert "groups[1].match" in str(e.value) and "invalid regular expression" in str(e.value)
-    with pytest.raises(ConfigError, match="positive"):
+    with pytest.raises(ArgumentError, match="positive"):
         O.SGD(make_params(), lr=-1.0)
-    with pytest.raises(ConfigError, match="in range"):
+    with pytest.raises(ArgumentError, match="in range"):
         O.Adam(make_params(), betas=(0.9, 1.0))
-    with pytest.raises(ConfigError, match="Nesterov"):
+    with pytest.raises(ArgumentError, match="Nesterov"):
         O.SGD(make_params(), lr=0.1, nesterov=True)
     p = Parameter(np.zeros(2))
-    with pytest.raises(ConfigError, match="same object"):
+    with pytest.raises(ArgumentError, match="same object"):
         O.SGD([("a", p), ("b", p)], lr=0.1)
-    with pytest.raises(ConfigError, match="no parameters"):
+    with pytest.raises(ArgumentError, match="no parameters"):
         O.SGD([], lr=0.1)
-    assert OPTIMIZERS.validate({"type": "adam", "lr": 0}, "optimizer", provided=["params"])
+    assert check_spec(OPTIMIZERS, {"type": "adam", "lr": 0}, "optimizer", provided=["params"])
 
 
 # ---- clipping ----------------------------------------------------------------------------------------

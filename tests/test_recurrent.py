@@ -10,6 +10,7 @@ from npdl.core.ops.recurrent_gru import GRURecurrence
 from npdl.core.ops.recurrent_lstm import LSTMRecurrence
 from npdl.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, lengths_to_mask
 from npdl.registry import LAYERS
+from npdl.config import check_spec
 
 F64 = np.float64
 
@@ -234,7 +235,7 @@ def test_lazy_input_size_and_registry():
     assert y.shape == (2, 3, 8) and h.shape == (4, 2, 4) and m.weight_ih_l0.shape == (16, 5)
     for name in ("rnn", "gru", "rnn_cell", "lstm_cell", "gru_cell"):
         assert name in LAYERS
-    assert LAYERS.validate({"type": "rnn", "hidden_size": 4, "nonlinearity": "sigmoid"})
+    assert check_spec(LAYERS, {"type": "rnn", "hidden_size": 4, "nonlinearity": "sigmoid"}, "")
 
 
 def test_user_errors():

@@ -1,4 +1,4 @@
-"""Registries: lookup, did-you-mean, argument binding and the documented error texts."""
+"""Registries (lookup, binding) and the config layer's spec checks with their documented error texts."""
 from __future__ import annotations
 
 from typing import Literal
@@ -7,27 +7,34 @@ import pytest
 
 import npdl.nn  # noqa: F401
 from npdl import schema
-from npdl.registry import ALL, LAYERS, ConfigError, Registry, listing
+from npdl.config import check_spec
+from npdl.registry import ALL, LAYERS, Registry, listing
+from npdl.schema import ArgumentError
 
 
 def test_unknown_name_error_text():
-    with pytest.raises(ConfigError) as err:
-        LAYERS.build({"type": "linera", "out_features": 3}, path="model.layers.1")
-    assert str(err.value).startswith("model.layers.1.type: unknown layer 'linera' — did you mean 'linear'?")
+    problems = check_spec(LAYERS, {"type": "linera", "out_features": 3}, "model.layers.1")
+    assert str(problems[0]).startswith("model.layers.1.type: unknown layer 'linera' — did you mean 'linear'?")
+    with pytest.raises(ArgumentError, match="did you mean 'linear'"):  # Python callers: a ValueError
+        LAYERS.build({"type": "linera", "out_features": 3})
 
 
 def test_unknown_argument_error_text_lists_accepted():
-    with pytest.raises(ConfigError) as err:
-        LAYERS.build({"type": "linear", "out_feature": 3}, path="model.layers.1")
-    text = str(err.value)
+    text = "\n".join(str(p) for p in check_spec(LAYERS, {"type": "linear", "out_feature": 3}, "model.layers.1"))
     assert ("model.layers.1.out_feature: unknown argument for layer 'linear' — did you mean 'out_features'? "
             "(accepted: out_features, in_features, bias)") in text
     assert "model.layers.1.out_features: missing required argument of layer 'linear'" in text
-    assert len(err.value.problems) == 2
+    assert text.count("\n") == 1
+
+
+def test_unhashable_or_non_string_type_names_are_reported_not_raised():
+    for name in (["mlp"], {"a": 1}, 3, None):
+        (problem,) = check_spec(LAYERS, {"type": name}, "model")
+        assert problem.path == "model.type" and "expected the name of a layer" in problem.message
 
 
 def test_wrong_value_types_reported_all_at_once():
-    problems = LAYERS.validate({"type": "conv2d", "out_channels": 0, "kernel_size": "3", "bias": 1}, "m")
+    problems = check_spec(LAYERS, {"type": "conv2d", "out_channels": 0, "kernel_size": "3", "bias": 1}, "m")
     assert [str(p) for p in problems] == [
         "m.out_channels: expected a positive integer, got 0",
         "m.kernel_size: expected a positive integer or a list of positive integers, got '3'",
@@ -54,7 +61,7 @@ def test_required_argument_satisfied_by_dependency():
         return vocab_size, mode
 
     assert reg.build({"type": "b"}, vocab_size=5) == (5, "x")
-    assert str(reg.validate({"type": "b", "mode": "z"})[0]) == "mode: expected one of 'x', 'y', got 'z'"
+    assert str(check_spec(reg, {"type": "b", "mode": "z"}, "")[0]) == "mode: expected one of 'x', 'y', got 'z'"
 
 
 def test_duplicate_registration_is_an_error():
@@ -65,8 +72,8 @@ def test_duplicate_registration_is_an_error():
 
 
 def test_missing_type_and_non_mapping():
-    assert "missing 'type'" in str(LAYERS.validate({"out_features": 1}, "model")[0])
-    assert "expected a mapping" in str(LAYERS.validate(["linear"], "model")[0])
+    assert "missing 'type'" in str(check_spec(LAYERS, {"out_features": 1}, "model")[0])
+    assert "expected a mapping" in str(check_spec(LAYERS, ["linear"], "model")[0])
 
 
 def test_listing_every_registry():
@@ -81,6 +88,11 @@ def test_listing_every_registry():
     (0.5, schema.Probability, True), (1.5, schema.Probability, False), (1.0, schema.UnitInterval, False),
     ([1, 2], list[int], True), ([1, "a"], list[int], False), ([1, 2], tuple[int, int], True),
     (None, int | None, True), ("relu", Literal["relu", "gelu"], True), ({"a": 1}, dict[str, int], True),
+    # numbers must be finite and integers fit in 64 bits
+    (float("nan"), schema.PositiveFloat, False), (float("inf"), schema.PositiveFloat, False),
+    (float("-inf"), float, False), (float("nan"), schema.NonNegativeFloat, False), (10 ** 30, float, False),
+    (2 ** 63, int, False), (2 ** 63 - 1, int, True), (-(2 ** 63), int, True), (True, schema.PositiveInt, False),
+    (False, float, False),
 ])
 def test_schema_check(value, ann, ok):
     assert (schema.check(value, ann) is None) == ok

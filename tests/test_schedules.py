@@ -8,7 +8,9 @@ import pytest
 
 import npdl.optim as O
 from npdl.nn.module import Parameter
-from npdl.registry import SCHEDULES, ConfigError
+from npdl.registry import SCHEDULES
+from npdl.schema import ArgumentError
+from npdl.config import check_spec
 
 
 def test_constant_and_warmup():
@@ -62,20 +64,20 @@ def test_bad_arguments():
         O.Cosine(total_steps=100)(-1)
     with pytest.raises(ValueError):
         O.Constant()(1.5)
-    with pytest.raises(ConfigError, match="total_steps"):
+    with pytest.raises(ArgumentError, match="warmup_steps: must be below total_steps"):
         O.Cosine(total_steps=10, warmup_steps=10)
-    with pytest.raises(ConfigError, match="increasing"):
+    with pytest.raises(ArgumentError, match="increasing"):
         O.MultiStep(milestones=[5, 2])
-    with pytest.raises(ConfigError, match="factor"):
+    with pytest.raises(ValueError, match="factor"):
         O.ReduceOnPlateau(factor=1.0)
 
 
 def test_registry_builds_with_trainer_supplied_total_steps():
-    c = SCHEDULES.build({"type": "cosine", "warmup_steps": 10}, "schedule", total_steps=100)
+    c = SCHEDULES.build({"type": "cosine", "warmup_steps": 10}, total_steps=100)
     assert c.total_steps == 100 and c(10) == 1.0
-    own = SCHEDULES.build({"type": "linear", "total_steps": 50}, "schedule", total_steps=100)
+    own = SCHEDULES.build({"type": "linear", "total_steps": 50}, total_steps=100)
     assert own.total_steps == 50
-    assert SCHEDULES.validate({"type": "cosine"}, "schedule", provided=["total_steps"]) == []
+    assert check_spec(SCHEDULES, {"type": "cosine"}, "schedule", provided=["total_steps"]) == []
     assert set(SCHEDULES.names()) >= {"constant", "step", "multistep", "exponential", "cosine", "linear", "noam",
                                       "inverse_sqrt", "reduce_on_plateau"}
 

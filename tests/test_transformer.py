@@ -8,6 +8,7 @@ import npdl
 from npdl.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
                                  TransformerEncoderLayer)
 from npdl.registry import LAYERS
+from npdl.config import check_spec
 
 D, NH, FF, B, T, S = 4, 2, 6, 2, 3, 4
 SRC_KPM = np.array([[False, False, True], [False, False, False]])  # (B, T), True = padding
@@ -256,8 +257,8 @@ def test_registered_and_validated():
     assert "norm.weight" in LAYERS.build({**spec, "final_norm": True}).state_dict()
     assert isinstance(LAYERS.build({"type": "transformer_decoder_layer", "d_model": 8, "nhead": 2}),
                       TransformerDecoderLayer)
-    problems = LAYERS.validate({"type": "transformer_encoder_layer", "d_model": 8, "nhead": 2,
-                                "activation": "swish", "dropout": 1.5})
+    problems = check_spec(LAYERS, {"type": "transformer_encoder_layer", "d_model": 8, "nhead": 2,
+                                "activation": "swish", "dropout": 1.5}, "")
     assert {p.path for p in problems} == {"activation", "dropout"}
 
 

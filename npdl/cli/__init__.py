@@ -1,20 +1,16 @@
 """The ``npdl`` command line (Typer). The only part of npdl that prints for humans.
 
-One module per command group registers its commands on ``app`` when imported.
+One module per command group registers its commands on ``app`` when imported; they are all
+imported here, explicitly, once.
 """
 from npdl.cli.app import app, main  # noqa: F401
+from npdl.cli import bench, data, listing, runs, train  # noqa: F401,E402  (general commands)
 
+from npdl.cli import graph, health  # noqa: F401,E402  (the graph of a step, training health)
 
-OPTIONAL_COMMANDS = ("npdl.families.word2vec.commands", "npdl.families.language_model.commands",
-                     "npdl.families.seq2seq.commands", "npdl.families.text_classification.commands")
-
-
-def register_all() -> None:
-    """Import every command module (each registers its commands on ``app``)."""
-    from npdl.cli import bench, data, graph, health, listing, runs, train  # noqa: F401
-    from npdl.registry import import_optional
-
-    import_optional(OPTIONAL_COMMANDS)  # model-family commands, each in its own module when present
-
-
-register_all()
+# ---- model-family commands ------------------------------------------------------------------
+from npdl.families.word2vec import commands as _word2vec  # noqa: F401,E402  neighbors, analogy, export
+from npdl.families.language_model import commands as _language_model  # noqa: F401,E402  sample
+from npdl.families.seq2seq import commands as _seq2seq  # noqa: F401,E402  translate
+from npdl.families.text_classification import commands as _text_classification  # noqa: F401,E402  predict
+# ---- end of model-family commands -----------------------------------------------------------

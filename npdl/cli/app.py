@@ -61,7 +61,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.nn.attention import SequenceTooLongError
     from npdl.nn.module import StateDictError
     from npdl.optim.optimizer import OptimizerStateError
-    from npdl.registry import ConfigError
+    from npdl.config import ConfigError
     from npdl.runs import RunError
     from npdl.train.checkpoint import CheckpointError
 
@@ -270,10 +270,9 @@ class PipeSafeStream:
 
 def main() -> None:
     """Console-script entry point."""
-    from npdl.cli import register_all
+    import npdl.cli  # noqa: F401  (imports every command module, which registers its commands)
     from npdl.runtime import keep_freed_memory
 
     sys.stdout, sys.stderr = PipeSafeStream(sys.stdout), PipeSafeStream(sys.stderr)
     keep_freed_memory()  # see npdl/runtime.py: fewer page faults per training step
-    register_all()
     app(prog_name="npdl")

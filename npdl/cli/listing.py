@@ -8,7 +8,7 @@ from npdl.cli.app import command, console, fail
 
 
 @command("list")
-def list_(kind: str = typer.Argument(None, help="layers | models | losses | optimizers | schedules | datasets | metrics")):
+def list_(kind: str = typer.Argument(None, help="layers | models | losses | optimizers | schedules | datasets")):
     """Names a config's `type:` may use, with their arguments."""
     from npdl import experiment  # noqa: F401  (registers everything)
     from npdl.registry import ALL, listing

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from npdl.atomic import atomic_write
-from npdl.cli.app import command, console, fail, stage, warn
+from npdl.cli.app import command, console, err_console, fail, stage, warn
 from npdl.cli.arguments import check_checkpoint, regular_file
 from npdl.cli.progress import ProgressReporter, fmt_epochs, fmt_metrics
 
@@ -157,8 +157,14 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
             raise DiskFullError(f"disk full: could not write {exc.filename or run.path} ({exc.strerror}); "
                                 f"no checkpoint was written yet; free some space, then start again "
                                 f"(the incomplete folder {run.path} can be deleted)") from None
+        _warn(exp)
         console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps")
         _fit(exp, run)
+
+
+def _warn(exp) -> None:
+    for text in exp.warnings:
+        err_console.print(f"warning: {text}", markup=False, soft_wrap=True)
 
 
 def _open_run(spec: str, runs_dir: Path):
@@ -184,6 +190,7 @@ def _resume(spec: str, runs_dir: Path, data_root: Path | None) -> None:
             raise fail(f"run {run.name} has no checkpoint to resume from ({last} is missing)")
         with stage(f"building the model and data of run {run.name}"):
             exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
+        _warn(exp)
         state = checkpoint.load(last, model=exp.model, optimizer=exp.optimizer, require=("model", "optim", "meta"))
         _fit(exp, run, resumed_state=state, source=last)
 
@@ -203,16 +210,14 @@ def check(configs: list[Path] = typer.Argument(..., help="One or more YAML confi
     """Validate configs without training and print each model's summary from a dry forward pass."""
     import npdl
     from npdl import experiment
-    from npdl.data import download
     from npdl.nn.trace import trace
 
     for path in configs:
         cfg = _load(path, set_)
-        experiment.validate(cfg)
-        source = _data_source(cfg)
-        have_data = source is None or download.is_downloaded(source, data_root)
         with stage(f"building the model and data of {path}"):
-            exp = experiment.build(cfg, data_root, prepare=have_data)
+            exp = experiment.build(cfg, data_root, prepare="auto")   # reads the data only if it is here
+            _warn(exp)
+            have_data, source = exp.data.prepared, exp.data.source
             model = exp.model
             model.eval()
             with npdl.no_grad(), trace(model, max_depth=2) as records:
@@ -230,13 +235,6 @@ def check(configs: list[Path] = typer.Argument(..., help="One or more YAML confi
         console.print(table)
         note = "" if have_data else f" (dataset '{source}' not downloaded: shapes from its declared sizes)"
         console.print(Text.assemble(("ok", "green"), f" {path}{note}"), soft_wrap=True)
-
-
-def _data_source(cfg):
-    """The download a config's dataset needs (None for built-in or user files); building it reads nothing."""
-    from npdl.registry import DATASETS
-
-    return DATASETS.build(cfg.data["data"], "data").source
 
 
 @command("eval", short_help="Evaluate a run's checkpoint on a split.")

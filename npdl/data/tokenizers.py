@@ -25,13 +25,15 @@ from npdl.data.tokenizer_base import (BOS_ID, CLS_ID, EOS_ID, PAD_ID, SEP_ID, SK
                                       TokenizerFormatError, read_json)
 from npdl.data.vocab import BOS, CLS, EOS, PAD, SEP, UNK
 from npdl.data.word_tokenizer import WordTokenizer, detokenize
+from npdl.registry import TOKENIZERS
 
 __all__ = ["PAD", "UNK", "BOS", "EOS", "CLS", "SEP", "SPECIAL_TOKENS", "PAD_ID", "UNK_ID",
            "BOS_ID", "EOS_ID", "CLS_ID", "SEP_ID", "SKIPPABLE_IDS", "Tokenizer", "WordTokenizer",
            "BPETokenizer", "detokenize", "tokenizer_from_dict", "load_tokenizer", "TokenizerError",
            "NotFittedError", "ReservedTokenError", "SequenceTooLongError", "TokenizerFormatError"]
 
-TOKENIZER_TYPES: dict[str, type[Tokenizer]] = {cls.type_name: cls for cls in (WordTokenizer, BPETokenizer)}
+for _cls in (WordTokenizer, BPETokenizer):
+    TOKENIZERS.register(_cls.type_name)(_cls)
 
 
 def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
@@ -41,9 +43,9 @@ def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
         TokenizerFormatError: not a dict, an unknown ``type``, or a malformed dict.
     """
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in TOKENIZER_TYPES:
-        raise TokenizerFormatError(f"unknown tokenizer type {kind!r}; known: {sorted(TOKENIZER_TYPES)}")
-    return TOKENIZER_TYPES[kind].from_dict(data)
+    if kind not in TOKENIZERS:
+        raise TokenizerFormatError(f"unknown tokenizer type {kind!r:.60}; known: {TOKENIZERS.names()}")
+    return TOKENIZERS.get(kind).from_dict(data)
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from npdl.core.tensor import Tensor
-from npdl.registry import ConfigError, Problem
+from npdl.schema import ArgumentError
 
 
 def named_tensors(params, counter: list[int]) -> list[tuple[str, Tensor]]:
@@ -26,7 +26,7 @@ def named_tensors(params, counter: list[int]) -> list[tuple[str, Tensor]]:
     tensors are named "0", "1", ... over the whole optimizer.
 
     Raises:
-        ConfigError: an entry is neither a Tensor nor a (name, Tensor) pair.
+        ArgumentError: an entry is neither a Tensor nor a (name, Tensor) pair.
     """
     if hasattr(params, "named_parameters"):
         params = params.named_parameters()
@@ -39,7 +39,8 @@ def named_tensors(params, counter: list[int]) -> list[tuple[str, Tensor]]:
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Tensor):
             name, p = str(item[0]), item[1]
         else:
-            raise ConfigError(f"parameters must be Tensors or (name, Tensor) pairs, got {type(item).__name__}")
+            raise ArgumentError([("params", "parameters must be Tensors or (name, Tensor) pairs, "
+                                            f"got {type(item).__name__}")])
         counter[0] += 1
         out.append((name, p))
     return out
@@ -62,7 +63,7 @@ def param_groups(named_params, no_decay=("bias", "norm"), groups=None, *, no_dec
         decayed?) pair in order of first appearance, parameters in their given order.
 
     Raises:
-        ConfigError: an invalid regex, a rule without ``match``, or a rule matching no parameter.
+        ArgumentError: an invalid regex, a rule without ``match``, or a rule matching no parameter.
     """
     named = named_tensors(named_params, [0])
     problems = []
@@ -70,14 +71,14 @@ def param_groups(named_params, no_decay=("bias", "norm"), groups=None, *, no_dec
     rules = []
     for i, g in enumerate(groups or ()):
         if not isinstance(g, dict) or not isinstance(g.get("match"), str):
-            problems.append(Problem(f"groups[{i}]", "expected a mapping with a 'match' regex and overrides, "
-                                    f"e.g. {{match: '^embed', lr: 0.01}}; got {g!r}"))
+            problems.append((f"groups[{i}]", "expected a mapping with a 'match' regex and overrides, "
+                                    f"e.g. {{match: '^embed', lr: 0.01}}; got {g!r:.60}"))
             continue
         if "params" in g:
-            problems.append(Problem(f"groups[{i}].params", "a config group selects parameters with 'match'"))
+            problems.append((f"groups[{i}].params", "a config group selects parameters with 'match'"))
         rules.append((i, _compile(g["match"], f"groups[{i}].match", problems),
                       {k: v for k, v in g.items() if k not in ("match", "params")}))
-    invalid = {p.path for p in problems}
+    invalid = {path for path, _ in problems}
     buckets: dict[tuple, dict] = {}
     used = set()
     for name, p in named:
@@ -92,20 +93,20 @@ def param_groups(named_params, no_decay=("bias", "norm"), groups=None, *, no_dec
         if rule is not None:
             used.add(rule[0])
     some = ", ".join(n for n, _ in named[:4])
-    problems += [Problem(f"groups[{i}].match", f"'{rx.pattern}' matches no parameter (names look like: {some})")
+    problems += [(f"groups[{i}].match", f"'{rx.pattern}' matches no parameter (names look like: {some})")
                  for i, rx, _ in rules if i not in used and f"groups[{i}].match" not in invalid]
     if problems:
-        raise ConfigError(problems)
+        raise ArgumentError(problems)
     return list(buckets.values())
 
 
 def normalize_groups(params, no_decay, no_decay_1d, groups, check_overrides) -> list[tuple[list, dict]]:
     """Every accepted form of ``params`` as [(pairs, overrides)] (see ``npdl.optim.optimizer``).
 
-    ``check_overrides(overrides, path) -> [Problem]`` vets the override keys of each group.
+    ``check_overrides(overrides, path) -> [(path, message)]`` vets the override keys of each group.
 
     Raises:
-        ConfigError: listing every malformed group, unknown override or bad rule.
+        ArgumentError: listing every malformed group, unknown override or bad rule.
     """
     if hasattr(params, "named_parameters"):
         params = params.named_parameters()
@@ -113,13 +114,13 @@ def normalize_groups(params, no_decay, no_decay_1d, groups, check_overrides) -> 
     problems = []
     if items and all(isinstance(x, dict) for x in items):
         if no_decay or no_decay_1d or groups:
-            raise ConfigError("no_decay/no_decay_1d/groups need a flat list of named parameters, "
-                              "not group dicts (build the groups with npdl.optim.param_groups instead)")
+            raise ArgumentError("no_decay/no_decay_1d/groups need a flat list of named parameters, "
+                                "not group dicts (build the groups with npdl.optim.param_groups instead)")
         counter = [0]
         out = []
         for i, g in enumerate(items):
             if "params" not in g:
-                problems.append(Problem(f"param_groups[{i}]", "group dict without a 'params' key"))
+                problems.append((f"param_groups[{i}]", "group dict without a 'params' key"))
                 continue
             overrides = {k: v for k, v in g.items() if k != "params"}
             problems += check_overrides(overrides, f"param_groups[{i}]")
@@ -130,11 +131,11 @@ def normalize_groups(params, no_decay, no_decay_1d, groups, check_overrides) -> 
             problems += check_overrides(rest, f"groups[{i}]")
         try:
             built = param_groups(named_tensors(items, [0]), no_decay=no_decay, groups=groups, no_decay_1d=no_decay_1d)
-        except ConfigError as e:
-            raise ConfigError(problems + e.problems) from None
+        except ArgumentError as e:
+            raise ArgumentError(problems + e.problems) from None
         out = [(g.pop("params"), g) for g in built]
     if problems:
-        raise ConfigError(problems)
+        raise ArgumentError(problems)
     return out
 
 
@@ -142,5 +143,5 @@ def _compile(pattern, path: str, problems: list):
     try:
         return re.compile(str(pattern))
     except re.error as e:
-        problems.append(Problem(path, f"invalid regular expression {pattern!r}: {e}"))
+        problems.append((path, f"invalid regular expression {pattern!r:.60}: {e}"))
         return re.compile(r"(?!)")  # matches nothing; the error is reported

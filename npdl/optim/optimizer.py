@@ -29,7 +29,7 @@ from npdl import schema
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
 from npdl.optim.groups import normalize_groups
-from npdl.registry import ConfigError, Problem, did_you_mean
+from npdl.schema import ArgumentError, NonNegativeFloat, did_you_mean
 
 _META = ("params", "param_names")  # group keys that are not hyperparameters
 
@@ -55,7 +55,8 @@ class Optimizer:
         step_count: number of ``step()`` calls.
 
     Raises:
-        ConfigError: empty or duplicated parameters, unknown or out-of-range hyperparameters.
+        ArgumentError (a ValueError): empty or duplicated parameters, unknown or out-of-range
+            hyperparameters, every one listed.
     """
 
     def __init__(self, params, defaults: dict, no_decay=(), no_decay_1d: bool = False, groups=()):
@@ -71,43 +72,46 @@ class Optimizer:
             for k, v in overrides.items():
                 group[k] = _like(self.defaults[k], v)
             group.setdefault("initial_lr", group["lr"])
-            problems += [Problem(f"param_groups[{gi}].{k}", m) for k, m in self._check_group(group)]
+            problems += [(f"param_groups[{gi}].{k}", m) for k, m in self._check_group(group)]
             for name, p in pairs:
                 if name in seen_names:
-                    problems.append(Problem(f"param_groups[{gi}]", f"parameter name '{name}' appears twice"))
+                    problems.append((f"param_groups[{gi}]", f"parameter name '{name}' appears twice"))
                 if id(p) in seen_ids:
-                    problems.append(Problem(f"param_groups[{gi}]", f"parameter '{name}' is the same "
-                                            f"object as '{seen_ids[id(p)]}'; pass each parameter once"))
+                    problems.append((f"param_groups[{gi}]", f"parameter '{name}' is the same "
+                                     f"object as '{seen_ids[id(p)]}'; pass each parameter once"))
                 seen_names[name] = gi
                 seen_ids.setdefault(id(p), name)
             group["params"] = [p for _, p in pairs]
             group["param_names"] = [n for n, _ in pairs]
             self.param_groups.append(group)
         if not seen_names:
-            problems.append(Problem("params", "the optimizer got no parameters"))
+            problems.append(("params", "the optimizer got no parameters"))
         if problems:
-            raise ConfigError(problems)
+            raise ArgumentError(problems)
 
     # ---- hyperparameter validation (the constructor signature is the schema) ---------------
-    def _check_overrides(self, overrides: dict, path: str) -> list[Problem]:
+    def _check_overrides(self, overrides: dict, path: str) -> list[tuple[str, str]]:
         out = []
         for k in overrides:
             if k not in self.defaults and k != "initial_lr":
-                out.append(Problem(f"{path}.{k}", f"unknown hyperparameter of {type(self).__name__}"
-                                   f"{did_you_mean(k, self.defaults)} (accepted: {', '.join(self.defaults)})"))
+                out.append((f"{path}.{k}", f"unknown hyperparameter of {type(self).__name__}"
+                            f"{did_you_mean(k, self.defaults)} (accepted: {', '.join(self.defaults)})"))
         return out
 
-    def _check_group(self, group: dict, loading: bool = False) -> list[tuple[str, str]]:
+    def _check_group(self, group: dict, scheduled: bool = False) -> list[tuple[str, str]]:
         """(key, message) for every hyperparameter that does not fit the constructor's annotation.
 
-        ``loading``: a saved group's ``lr`` is the schedule's CURRENT lr, which reaches 0 at the
-        end of a cosine or linear decay, so it may be 0 there (``initial_lr`` is still checked)."""
-        hints = typing.get_type_hints(type(self).__init__, include_extras=True)
+        ``scheduled``: ``group`` comes from a state dict, where ``lr`` is the schedule's current
+        value (``initial_lr * multiplier``, 0 at the end of a cosine decay): then ``lr`` need only
+        be a finite non-negative number and ``initial_lr`` is held to the constructor's rule.
+        """
+        hints = dict(typing.get_type_hints(type(self).__init__, include_extras=True))
+        if scheduled and "lr" in hints:
+            hints["initial_lr"], hints["lr"] = hints["lr"], NonNegativeFloat
         out = []
         for k, v in group.items():
             if k in hints and k not in _META:
-                hint = schema.NonNegativeFloat if loading and k == "lr" else hints[k]
-                msg = schema.check(list(v) if isinstance(v, tuple) else v, hint)
+                msg = schema.check(list(v) if isinstance(v, tuple) else v, hints[k])
                 if msg:
                     out.append((k, msg))
         return out + self._check(group)
@@ -238,9 +242,7 @@ class Optimizer:
                 problems.append(f"{where}: missing hyperparameters: {', '.join(absent)}")
             group = dict(mine)
             group.update({k: _like(mine[k], v) for k, v in hyper.items() if k in mine and k not in _META})
-            problems += [f"{where}.{k}: {m}" for k, m in self._check_group(group, loading=True)]
-            if "initial_lr" in group and (msg := schema.check(group["initial_lr"], schema.NonNegativeFloat)):
-                problems.append(f"{where}.initial_lr: {msg}")
+            problems += [f"{where}.{k}: {m}" for k, m in self._check_group(group, scheduled=True)]
             new_groups.append(group)
             for n, p in zip(mine["param_names"], mine["params"]):
                 owner[n] = (p, group)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from npdl.registry import SCHEDULES, ConfigError, Problem
+from npdl.registry import SCHEDULES
+from npdl.schema import ArgumentError
 from npdl.schema import NonNegativeInt, PositiveFloat, PositiveInt, Probability
 
 
@@ -32,9 +33,10 @@ def _check_step(step) -> int:
     return int(step)
 
 
-def _need(cond: bool, path: str, msg: str) -> None:
+def _need(cond: bool, arg: str, msg: str) -> None:
+    """Raise ``ArgumentError`` (a ValueError) naming the argument ``arg`` unless ``cond``."""
     if not cond:
-        raise ConfigError([Problem(path, msg)])
+        raise ArgumentError([(arg, msg)])
 
 
 class Schedule:
@@ -74,8 +76,8 @@ class _Warmup(Schedule):
 
 
 def _decay_span(total_steps: int, warmup_steps: int) -> None:
-    _need(total_steps > warmup_steps, "total_steps",
-          f"must exceed warmup_steps ({warmup_steps}) to leave room for the decay, got {total_steps}")
+    _need(total_steps > warmup_steps, "warmup_steps",
+          f"must be below total_steps ({total_steps}) to leave room for the decay, got {warmup_steps}")
 
 
 @SCHEDULES.register("constant")

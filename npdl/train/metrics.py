@@ -1,4 +1,4 @@
-"""Metrics, registered by name so listings and configs can refer to them.
+"""Metrics: plain functions over NumPy arrays.
 
 Each metric is a plain function over NumPy arrays (predictions and targets accumulated
 over an evaluation), so it is easy to test and to reuse outside training.
@@ -9,16 +9,12 @@ import math
 
 import numpy as np
 
-from npdl.registry import METRICS
 
-
-@METRICS.register("accuracy")
 def accuracy(pred: np.ndarray, target: np.ndarray) -> float:
     """Fraction of predictions equal to the target (ints of the same shape)."""
     return float(np.mean(pred == target)) if target.size else 0.0
 
 
-@METRICS.register("f1")
 def f1(pred: np.ndarray, target: np.ndarray, positive: int = 1) -> float:
     """F1 of the positive class: 2PR / (P + R); 0 when there are no positive predictions or targets."""
     tp = int(np.sum((pred == positive) & (target == positive)))
@@ -27,13 +23,11 @@ def f1(pred: np.ndarray, target: np.ndarray, positive: int = 1) -> float:
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
-@METRICS.register("perplexity")
 def perplexity(mean_nll: float) -> float:
     """exp of the mean negative log-likelihood per token (nats)."""
     return float(math.exp(min(mean_nll, 700.0)))
 
 
-@METRICS.register("sequence_accuracy")
 def sequence_accuracy(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Fraction of sequences (rows) predicted entirely right, ignoring positions where mask is False."""
     if target.size == 0:

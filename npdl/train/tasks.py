@@ -1,6 +1,7 @@
 """Tasks: how a model meets a batch. A task knows the model's calling convention, computes
 the training loss and the evaluation metrics, and names the metric that picks the best
-checkpoint. Datasets name their task (``Dataset.task``); ``TASKS`` maps names to classes.
+checkpoint. Datasets name their task (``Dataset.task``); the ``TASKS`` registry maps names to
+classes (``@register_task`` adds one under its ``name``).
 
 Every task: ``train_step(batch) -> (loss, n_items)``, ``evaluate(split) -> metrics``,
 ``state_dict()/load_state_dict()`` (for tasks that carry state across batches), and
@@ -15,6 +16,7 @@ import numpy as np
 
 import npdl
 from npdl.core.tensor import Tensor
+from npdl.registry import TASKS
 from npdl.train import metrics as M
 
 
@@ -31,10 +33,15 @@ class Task:
     default_schedule: ClassVar[dict] = {"type": "constant"}   # used when a config has no schedule:
     monitor: ClassVar[tuple[str, str]] = ("val.loss", "min")
     eval_options: ClassVar[type] = NoEvalOptions
+    metrics: ClassVar[tuple[str, ...]] = ()  # what ``evaluate`` returns (checked against train.monitor)
 
     def __init__(self, model, data, loss_fn, options=None):
         self.model, self.data, self.loss_fn = model, data, loss_fn
         self.options = options if options is not None else self.eval_options()
+
+    def metric_names(self) -> tuple[str, ...]:
+        """Every metric ``evaluate`` may return for this data; () when the task does not say."""
+        return self.metrics
 
     def start_epoch(self, epoch: int, resumed: bool = False) -> None:
         """Called before the first batch of every epoch; ``resumed`` when continuing one mid-way."""
@@ -62,6 +69,9 @@ class ClassificationTask(Task):
     name = "classification"
     monitor = ("val.accuracy", "max")
 
+    def metric_names(self) -> tuple[str, ...]:
+        return ("loss", "accuracy", "f1") if getattr(self.data, "report_f1", False) else ("loss", "accuracy")
+
     def train_step(self, batch):
         x, y = batch
         logits = self.model(x if isinstance(x, Tensor) else Tensor(x))  # batches are fresh gathers: no copy
@@ -86,10 +96,9 @@ class ClassificationTask(Task):
         return out
 
 
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask}
-
-
 def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator adding a task to ``TASKS`` under ``cls.name``."""
-    TASKS[cls.name] = cls
-    return cls
+    """Class decorator adding a task to the ``TASKS`` registry under ``cls.name``."""
+    return TASKS.register(cls.name)(cls)
+
+
+register_task(ClassificationTask)

@@ -22,9 +22,8 @@ from npdl.core import random as _random
 from npdl.nn.module import evaluating
 from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from npdl.optim.optimizer import OptimizerStateError
-from npdl.registry import ConfigError, did_you_mean
 from npdl.runs import DiskFullError, Run, is_disk_full
-from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, did_you_mean
 from npdl.train import checkpoint, health
 from npdl.train.callbacks import Best, EarlyStopping, lookup
 
@@ -380,14 +379,17 @@ class Trainer:
         return False
 
     def _check_metric_names(self, metrics: dict) -> None:
-        """A monitored metric the evaluation does not produce is a config error, not a silent no-op."""
+        """A monitored metric the evaluation does not produce is an error, not a silent no-op.
+
+        (Configs are checked against ``Task.metric_names`` before training; this catches Python
+        callers and tasks that do not declare their metrics.)"""
         wanted = [("train.monitor", self.best.metric)]
         if self.early is not None:
             wanted.append(("train.early_stopping.metric", self.early.metric))
         for key, name in wanted:
             if lookup(metrics, name) is None:
                 have = ", ".join(f"{s}.{k}" for s, m in metrics.items() for k in m)
-                raise ConfigError(f"{key}: '{name}' is not a metric of this run's evaluation "
+                raise ValueError(f"{key}: '{name}' is not a metric of this run's evaluation "
                                   f"(available: {have}){did_you_mean(name, have.split(', '))}")
 
     def _nonfinite(self, what: str, batch) -> None:

@@ -248,19 +248,6 @@ def without_init(model_spec):
     return model_spec
 
 
-def init_problems(model_spec, path: str = "model") -> list:
-    """Problems with a model spec's ``init_from`` value (none when it is absent or well formed)."""
-    from npdl.registry import Problem
-
-    if not isinstance(model_spec, dict) or "init_from" not in model_spec:
-        return []
-    try:
-        parse_init_from(model_spec["init_from"])
-    except ValueError as exc:
-        return [Problem(f"{path}.init_from", str(exc))]
-    return []
-
-
 def init_from_spec(model: Module, model_spec: dict, runs_dir: str | Path = "runs") -> Path | None:
     """Apply a (validated) model spec's ``init_from`` to ``model``; the file read, or None without one."""
     if "init_from" not in model_spec:

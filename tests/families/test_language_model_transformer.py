@@ -97,7 +97,7 @@ def test_lm_context_window_slides_past_max_len():
 
 
 def test_built_from_a_config_spec():
-    g = MODELS.build({"type": "transformer_lm", "d_model": 8, "nhead": 2, "tie_weights": False}, "model",
+    g = MODELS.build({"type": "transformer_lm", "d_model": 8, "nhead": 2, "tie_weights": False},
                      vocab_size=V, max_len=8)
     assert g(IDS[:, :6], use_cache=False)[0].shape == (2, 6, V) and "head.weight" in g.state_dict()
 

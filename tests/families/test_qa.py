@@ -11,6 +11,7 @@ import npdl
 from npdl.cli import app
 from npdl.families.qa.data import Babi
 from npdl.families.qa.model import LSTMQA
+from npdl.config import check_spec
 from tests.conftest import ROOT, mirrored_root
 
 runner = CliRunner()
@@ -31,7 +32,7 @@ def test_declared_sizes_before_download():
 def test_task_number_is_validated():
     from npdl.registry import DATASETS
 
-    problems = DATASETS.validate({"type": "babi", "task": 21}, "data")
+    problems = check_spec(DATASETS, {"type": "babi", "task": 21}, "data")
     assert problems and "task" in str(problems[0])
 
 

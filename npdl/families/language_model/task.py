@@ -63,6 +63,7 @@ class LanguageModelTask(Task):
     name = "language_model"
     default_loss = None          # the fused softmax cross-entropy over (B*T, V) is the loss
     monitor = ("val.perplexity", "min")
+    metrics = ("loss", "perplexity")
 
     def __init__(self, model, data, loss_fn, options=None):
         super().__init__(model, data, loss_fn, options)
@@ -112,6 +113,7 @@ class SequenceLMTask(Task):
 
     name = "sequence_lm"
     monitor = ("val.loss", "min")
+    metrics = ("loss", "perplexity", "token_accuracy", "sequence_accuracy")
 
     def _flat(self, batch):
         logits, _ = self.model(batch.inputs, use_cache=False)                  # (B, T, V)

@@ -16,6 +16,7 @@ class QATask(Task):
 
     name = "qa"
     monitor = ("val.accuracy", "max")
+    metrics = ("loss", "accuracy")
 
     def train_step(self, batch):
         *inputs, answer = batch

@@ -31,7 +31,7 @@ import npdl.core.functional as F
 from npdl.data.text_batching import pad_batch
 from npdl.families.seq2seq import decoding
 from npdl.nn.module import evaluating
-from npdl.registry import ConfigError, Problem
+from npdl.schema import ArgumentError
 from npdl.schema import NonNegativeFloat, PositiveInt
 from npdl.train import metrics as M
 from npdl.train.bleu import corpus_bleu
@@ -64,13 +64,16 @@ class Seq2SeqTask(Task):
     def __init__(self, model, data, loss_fn, options=None):
         super().__init__(model, data, loss_fn, options)
         if loss_fn is not None and getattr(loss_fn, "ignore_index", 0) != 0:
-            raise ConfigError([Problem("loss.ignore_index", "a seq2seq loss must ignore the padding: set "
-                                                            "ignore_index: 0 (the pad id)")])
+            raise ArgumentError([("loss.ignore_index", "a seq2seq loss must ignore the padding: set "
+                                                       "ignore_index: 0 (the pad id)")])
         self.metric = getattr(data, "metric", "bleu")
         # the best checkpoint is chosen by the decoding metric when every evaluation computes it
         if self.options.bleu_every == 1:
             self.monitor = (f"val.{self.metric}", "max")
         self._evals = 0
+
+    def metric_names(self) -> tuple[str, ...]:
+        return ("loss", "ppl", self.metric, "decode_seconds")
 
     # ---- training ----------------------------------------------------------------------
     def train_step(self, batch):

@@ -20,6 +20,7 @@ class TextClassificationTask(Task):
 
     name = "text_classification"
     monitor = ("val.accuracy", "max")
+    metrics = ("loss", "accuracy", "f1", "majority_accuracy", "majority_f1")
 
     def logits(self, batch):
         return self.model(batch.ids, segments=batch.segments, mask=batch.mask)
