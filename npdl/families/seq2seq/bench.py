@@ -13,10 +13,14 @@ warm-up call). A round decodes the batch once with the cache and once without
 and the ratio of medians is the speed-up from the cache. The cached path feeds one token per
 step, the uncached one recomputes the whole prefix (quadratic in the output length).
 
-History (issue 17): the README's 51.8 sentences/s and 5.7x (beam 4, cached) were printed by
-this benchmark's first version (commit 8480869), whose setup - random Multi30k-sized model, 32
-sentences, 25 output tokens - and decoding code are unchanged since then except refactors that
-do not change the work (304738b, cef7e20, ec46b46); see the README's Benchmarks section.
+History (issue 17): the README's 51.8 sentences/s and 5.7x (beam 4, cached) came from this same
+setup (commit 8480869; the decoding code has had only refactors that do not change the work
+since: 304738b, cef7e20, ec46b46), and the README's commit (77b4052) and today's code decode
+equally fast side by side. Beam's per-token GEMMs have 4x the rows of greedy's (128 x 256 by
+256 x 256), which OpenBLAS splits over 2 threads; on a loaded 2-core machine a 2-thread GEMM
+stalls whenever one thread is preempted (measured under load: beam 1.5-2.1 sentences/s with 2
+BLAS threads, 13.7-14.1 with 1). Lower figures therefore come from load, not a regression;
+``--threads`` and the spread over rounds now show it.
 """
 from __future__ import annotations
 
