@@ -65,7 +65,7 @@ def test_bad_ids_are_clear_errors():
 
 def test_built_from_a_config_spec():
     m = MODELS.build({"type": "transformer_classifier", "d_model": 8, "nhead": 2, "num_layers": 1,
-                      "dim_feedforward": 16, "pooling": "cls"}, "model", vocab_size=V, num_classes=3, max_len=8)
+                      "dim_feedforward": 16, "pooling": "cls"}, vocab_size=V, num_classes=3, max_len=8)
     assert m(IDS[:, :6], SEG[:, :6]).shape == (2, 3)
     with pytest.raises(ValueError, match="divisible"):
         TransformerClassifier(V, 2, d_model=10, nhead=4)
