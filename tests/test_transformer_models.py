@@ -7,7 +7,7 @@ import pytest
 
 import npdl
 from npdl.models.transformer import TransformerClassifier, TransformerLM
-from npdl.nn.attention import SequenceTooLongError
+from npdl.nn.attention import ContextTooLongError
 from npdl.registry import MODELS
 
 V, D, H, FF = 11, 8, 2, 12
@@ -102,7 +102,7 @@ def test_lm_cache_rules():
         model(IDS[:, :2], use_cache=True)
     assert type(model).stateful_across_batches is False
     with npdl.no_grad():
-        with pytest.raises(SequenceTooLongError, match="max_len=6"):
+        with pytest.raises(ContextTooLongError, match="max_len=6"):
             model(IDS)                                                        # 7 tokens in one call
         _, state = model(IDS[:, :5])
         with pytest.raises(ValueError, match="use_cache=False"):
@@ -129,7 +129,7 @@ def test_bad_ids_are_clear_errors():
         model(np.array([[4, V + 3]]))
     with pytest.raises(ValueError, match=r"\(B, T\)"):
         model(np.array([4, 5]))
-    with pytest.raises(SequenceTooLongError):
+    with pytest.raises(ContextTooLongError):
         model(np.full((1, 17), 6))
 
 

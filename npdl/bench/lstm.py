@@ -38,7 +38,7 @@ def _windows(vocab: int, batch: int, bptt: int, n: int = 64):
 def npdl_step_ms(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, steps: int = 20,
                  warmup: int = 3) -> dict:
     """npdl's training step (rnn_lm + the language-model task's loss, clip, SGD), ms per step."""
-    import npdl.core.functional as F
+    import npdl.functional as F
     from npdl.models.rnn import RNNLM
     from npdl.optim.clip import clip_grad_norm_
     from npdl.optim.optimizers import SGD

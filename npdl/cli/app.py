@@ -30,7 +30,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.data.sources import DataError
     from npdl.data.tokenizer_base import TokenizerError
     from npdl.data.vocab import VocabError
-    from npdl.nn.attention import SequenceTooLongError
+    from npdl.nn.attention import ContextTooLongError
     from npdl.nn.module import StateDictError
     from npdl.optim.optimizer import OptimizerStateError
     from npdl.registry import ConfigError
@@ -38,7 +38,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.train.checkpoint import CheckpointError
 
     return (ConfigError, DataError, RunError, CheckpointError, StateDictError, OptimizerStateError,
-            TokenizerError, VocabError, SequenceTooLongError, UsageError)
+            TokenizerError, VocabError, ContextTooLongError, UsageError)
 
 
 class UsageError(ValueError):
@@ -86,11 +86,10 @@ def _escape(text: str) -> str:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    from npdl.cli import register_all
+    """Console-script entry point (importing this module ran ``npdl/cli/__init__.py``, which registered
+    every command)."""
     from npdl.runtime import keep_freed_memory
 
     keep_freed_memory()  # see npdl/runtime.py: fewer page faults per training step
-    register_all()
     app(prog_name="npdl")
 

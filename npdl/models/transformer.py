@@ -18,10 +18,10 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core.grad_mode import is_grad_enabled
 from npdl.core.tensor import Tensor
-from npdl.nn.attention import LearnedPositionalEmbedding, SequenceTooLongError, SinusoidalPositionalEncoding
+from npdl.nn.attention import ContextTooLongError, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from npdl.nn.layers import Embedding, LayerNorm, Linear
 from npdl.nn.module import Module
 from npdl.nn.transformer import TransformerEncoder
@@ -45,7 +45,7 @@ class TokenEmbedding(Module):
     """ids (B, T) [+ segments (B, T)] -> (B, T, d_model): token + position (+ segment), [LayerNorm], dropout.
 
     Raises (forward):
-        npdl.nn.attention.SequenceTooLongError: offset + T > max_len.
+        npdl.nn.attention.ContextTooLongError: offset + T > max_len.
         ValueError: an id outside the vocabulary, or segments without a segment table.
     """
 
@@ -161,7 +161,7 @@ class TransformerLM(Module):
     every training batch (the cache is for decoding, not truncated BPTT).
 
     Raises (forward):
-        npdl.nn.attention.SequenceTooLongError: more than ``max_len`` tokens in one call.
+        npdl.nn.attention.ContextTooLongError: more than ``max_len`` tokens in one call.
         RuntimeError: a cache (``state``) used while gradients are enabled.
     """
 
@@ -207,7 +207,7 @@ class TransformerLM(Module):
             # re-encode the most recent tokens from position 0 (half the window, so this happens
             # once every max_len/2 tokens rather than at every step)
             if t > self.max_len:
-                raise SequenceTooLongError(f"transformer_lm: {t} tokens in one call exceed max_len={self.max_len}; "
+                raise ContextTooLongError(f"transformer_lm: {t} tokens in one call exceed max_len={self.max_len}; "
                                            "set model.max_len to at least the sequence length (e.g. data.bptt)")
             window = np.concatenate([state["ids"], ids], axis=1)[:, -max(self.max_len // 2, t):]
             logits, state = self._extend(window, self.new_state())
