@@ -1,26 +1,25 @@
 """npdl: deep learning from the ground up in NumPy.
 
-The public names are thin re-exports over ``npdl.core``::
+The public names are re-exports of ``npdl.core`` (each op's function is defined once, beside
+its primitive in ``npdl.core.ops``)::
 
     import npdl
     import npdl.functional as F
     x = npdl.randn(4, 3, requires_grad=True)
     F.relu(x @ npdl.ones(3, 2)).sum().backward()
 """
-from npdl import core as _core  # noqa: F401  (sets up Tensor before the rest)
 from npdl.core.autograd import Function
 from npdl.core.gradcheck import GradcheckError, gradcheck
 from npdl.core.grad_mode import enable_grad, is_grad_enabled, no_grad
 from npdl.core.creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
-from npdl.core.math import (abs, broadcast_to, clip, concat, exp, log, logsumexp, matmul, max, maximum, mean,
-                            min, minimum, pad, relu, reshape, sigmoid, split, sqrt, stack, sum, take, tanh,
-                            transpose, var, where)
+from npdl.core.ops.elementwise import abs, clip, exp, log, maximum, minimum, relu, sigmoid, sqrt, tanh, where
+from npdl.core.ops.matmul import matmul
+from npdl.core.ops.movement import broadcast_to, concat, pad, reshape, split, stack, take, transpose
+from npdl.core.ops.reductions import logsumexp, max, mean, min, sum, var
 from npdl.core.random import default_rng, get_rng_state, manual_seed, set_rng_state
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
 
-float32 = "float32"
-float64 = "float64"
 __version__ = "0.1.0"
 
 __all__ = [

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import npdl
-from npdl.nn.attention import (LearnedPositionalEmbedding, MultiHeadAttention, SequenceTooLongError,
+from npdl.nn.attention import (ContextTooLongError, LearnedPositionalEmbedding, MultiHeadAttention,
                                SinusoidalPositionalEncoding)
 from npdl.registry import LAYERS
 from npdl.config import check_spec
@@ -274,7 +274,7 @@ def test_positional_errors_and_gradcheck(cls):
              else cls(6, 4, rng=np.random.default_rng(0))).double()
     x = floats(2, 3, 4)
     npdl.gradcheck(lambda x, *ps: layer(x, offset=2), x, *layer.parameters())
-    with pytest.raises(SequenceTooLongError, match="max_len=6"):
+    with pytest.raises(ContextTooLongError, match="max_len=6"):
         layer(x, offset=4)
     with pytest.raises(ValueError, match=r"\(B, T, 4\)"):
         layer(floats(2, 3, 5))

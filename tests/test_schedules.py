@@ -37,7 +37,7 @@ def test_cosine_warmup_midpoint_floor():
 
 
 def test_linear_warmup_and_word2vec_floor():
-    lin = O.Linear(total_steps=110, warmup_steps=10)
+    lin = O.LinearSchedule(total_steps=110, warmup_steps=10)
     assert lin(5) == 0.5 and lin(10) == 1.0
     assert lin(60) == pytest.approx(1 - (1 - 1e-4) * 0.5)
     assert lin(110) == pytest.approx(1e-4) and lin(10**6) == pytest.approx(1e-4)

@@ -55,7 +55,7 @@ def test_logged_lr_is_the_one_the_step_used(tmp_path):
         def train_step(self, batch):
             return (self.model.w * self.model.w).sum(), 4
 
-    from npdl.optim import Linear as LinearDecay
+    from npdl.optim import LinearSchedule as LinearDecay
     sched = LRScheduler(opt, LinearDecay(total_steps=4, min_factor=0.0))
     trainer = Trainer(model, Quadratic(model, OneBatch(), None), OneBatch(), opt, sched,
                       TrainSettings(epochs=3, log_every=1, test_at_end=False))

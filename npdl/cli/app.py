@@ -58,7 +58,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.data.sources import DataError
     from npdl.data.tokenizer_base import TokenizerError
     from npdl.data.vocab import VocabError
-    from npdl.nn.attention import SequenceTooLongError
+    from npdl.nn.attention import ContextTooLongError
     from npdl.nn.module import StateDictError
     from npdl.optim.optimizer import OptimizerStateError
     from npdl.config import ConfigError
@@ -66,7 +66,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.train.checkpoint import CheckpointError
 
     return (ConfigError, DataError, RunError, CheckpointError, StateDictError, OptimizerStateError,
-            TokenizerError, VocabError, SequenceTooLongError, UsageError)
+            TokenizerError, VocabError, ContextTooLongError, UsageError)
 
 
 class UsageError(ValueError):
@@ -269,8 +269,8 @@ class PipeSafeStream:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    import npdl.cli  # noqa: F401  (imports every command module, which registers its commands)
+    """Console-script entry point (importing this module ran ``npdl/cli/__init__.py``, which registered
+    every command)."""
     from npdl.runtime import keep_freed_memory
 
     sys.stdout, sys.stderr = PipeSafeStream(sys.stdout), PipeSafeStream(sys.stderr)

@@ -1,9 +1,11 @@
 """The reverse-mode engine: ``Function.apply`` records the graph, ``backward`` walks it.
 
 Each primitive op is a ``Function`` subclass with ``forward(ctx, *arrays, **kwargs)`` and
-``backward(ctx, grad)`` side by side (ops.py). The ``ctx`` *is* the node of the graph: it
-holds the input tensors (``ctx.parents``), what forward saved, and the gradient flowing
-into its outputs while backward runs. The engine alone does the shared work:
+``backward(ctx, grad)`` side by side (``npdl/core/ops/``, each beside its public function). The
+``ctx`` *is* the node of the graph: it holds the input tensors (``ctx.parents``), what forward
+saved (``ctx.saved``), and the gradient flowing into its outputs while backward runs. This
+module sits between ``tensor.py`` (below: it imports only that) and the ops (above). The
+engine alone does the shared work:
 
 * constants (Python scalars, float64 arrays) are cast to the dtype of the tensor inputs,
   so a float32 graph stays float32;
@@ -38,14 +40,12 @@ class Function:
     Subclasses define ``forward(ctx, *arrays, **kwargs) -> ndarray | tuple[ndarray, ...]``
     and ``backward(ctx, grad) -> ndarray | tuple[ndarray | None, ...]``, one gradient per
     positional input (None where no gradient is needed). ``ctx.needs_input_grad[i]``
-    tells backward which inputs want a gradient, so it can skip the others.
+    tells backward which inputs want a gradient, so it can skip the others. Forward keeps
+    what backward needs as attributes of ``ctx``: the arrays in ``ctx.saved``, settings by name.
     """
 
     # set per instance: parents, needs_input_grad, saved, grad_out / grad_outs, out_meta
     multi_output = False
-
-    def save_for_backward(self, *arrays) -> None:
-        self.saved = arrays
 
     @classmethod
     def apply(cls, *inputs, **kwargs):
@@ -185,7 +185,12 @@ def _accumulate_leaf(t: Tensor, g, owned: bool) -> None:
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad (``root.backward()``).
+
+    Raises:
+        RuntimeError: ``root`` does not require grad, is not a scalar and no ``grad`` is given,
+            or its graph was freed by an earlier backward (pass ``retain_graph=True`` to keep it).
+    """
     if not root.requires_grad:
         raise RuntimeError("backward() on a tensor that does not require grad: none of the "
                            "tensors it was computed from has requires_grad=True (or it was made under no_grad).")

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core import random as _random
 from npdl.core.grad_mode import is_grad_enabled
 from npdl.core.ops.attention_ops import MultiHeadAttention as _MHA
@@ -25,7 +25,7 @@ from npdl.registry import LAYERS
 from npdl.schema import PositiveFloat, PositiveInt, UnitInterval
 
 
-class SequenceTooLongError(ValueError):
+class ContextTooLongError(ValueError):
     """A sequence (plus decoding offset) runs past a positional table's ``max_len``."""
 
 
@@ -243,7 +243,7 @@ def _check_positions(x: Tensor, d_model: int, offset: int, max_len: int, who: st
         raise ValueError(f"{who}: expected (B, T, {d_model}) input, got shape {x.shape}")
     t = x.shape[1]
     if offset < 0 or t + offset > max_len:
-        raise SequenceTooLongError(f"{who}: positions {offset}..{offset + t - 1} exceed the table's max_len={max_len}; "
+        raise ContextTooLongError(f"{who}: positions {offset}..{offset + t - 1} exceed the table's max_len={max_len}; "
                                    f"build it with a larger max_len (or shorten the sequence)")
     return t
 
@@ -258,7 +258,7 @@ class SinusoidalPositionalEncoding(Module):
     Scaling the embeddings by sqrt(d) (§3.4) is the embedding's job, not done here.
 
     Raises (forward):
-        SequenceTooLongError: T + offset > max_len.
+        ContextTooLongError: T + offset > max_len.
         ValueError: input not (B, T, d_model).
     """
 
@@ -287,7 +287,7 @@ class LearnedPositionalEmbedding(Module):
     Init N(0, init_std^2) (0.02 as in GPT-2), then dropout. Same interface as the sinusoidal one.
 
     Raises (forward):
-        SequenceTooLongError: T + offset > max_len.
+        ContextTooLongError: T + offset > max_len.
         ValueError: input not (B, T, d_model).
     """
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.nn.module import Module
 from npdl.registry import LOSSES
 from npdl.schema import UnitInterval

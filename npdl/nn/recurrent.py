@@ -33,8 +33,8 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
-from npdl.core.math import concat, stack
+import npdl.functional as F
+from npdl.core.ops.movement import concat, stack
 from npdl.core.tensor import Tensor
 from npdl.nn.module import Module
 from npdl.nn.recurrent_cells import (GATES, GRUCell, LSTMCell, RNNCell, as_state, check_features, check_nonlinearity,

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core.tensor import Tensor
 from npdl.nn.attention import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from npdl.nn.layers import Embedding, LayerNorm
@@ -31,7 +31,7 @@ class TokenEmbedding(Module):
     """ids (B, T) [+ segments (B, T)] -> (B, T, d_model): token + position (+ segment), [LayerNorm], dropout.
 
     Raises (forward):
-        npdl.nn.attention.SequenceTooLongError: offset + T > max_len.
+        npdl.nn.attention.ContextTooLongError: offset + T > max_len.
         ValueError: an id outside the vocabulary, or segments without a segment table.
     """
 

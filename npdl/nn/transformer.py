@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core import random as _random
 from npdl.core.ops import block_ops as _ops
 from npdl.core.tensor import Tensor

@@ -14,11 +14,11 @@ from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from npdl.optim.groups import param_groups
 from npdl.optim.optimizer import Optimizer, OptimizerStateError
 from npdl.optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
-from npdl.optim.schedules import (Constant, Cosine, Exponential, InverseSqrt, Linear, LRScheduler, MultiStep, Noam,
-                                  ReduceOnPlateau, Schedule, StepDecay)
+from npdl.optim.schedules import (Constant, Cosine, Exponential, InverseSqrt, LinearSchedule, LRScheduler, MultiStep,
+                                  Noam, ReduceOnPlateau, Schedule, StepDecay)
 
 __all__ = [
     "Optimizer", "OptimizerStateError", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "param_groups",
     "clip_grad_norm_", "clip_grad_value_", "grad_norm", "Schedule", "LRScheduler", "Constant", "StepDecay", "MultiStep",
-    "Exponential", "Cosine", "Linear", "Noam", "InverseSqrt", "ReduceOnPlateau",
+    "Exponential", "Cosine", "LinearSchedule", "Noam", "InverseSqrt", "ReduceOnPlateau",
 ]

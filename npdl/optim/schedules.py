@@ -146,7 +146,7 @@ class Cosine(_Warmup):
 
 
 @SCHEDULES.register("linear")
-class Linear(_Warmup):
+class LinearSchedule(_Warmup):
     """Linear warmup, then a straight line from 1 at ``warmup_steps`` to ``min_factor`` at ``total_steps``.
 
     f = 1 - (1 - min) * (step - warmup) / (total - warmup), ``min_factor`` afterwards. This is

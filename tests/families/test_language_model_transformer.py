@@ -7,7 +7,7 @@ import pytest
 
 import npdl
 from npdl.families.language_model.transformer import TransformerLM
-from npdl.nn.attention import SequenceTooLongError
+from npdl.nn.attention import ContextTooLongError
 from npdl.registry import MODELS
 
 V, D, H, FF = 11, 8, 2, 12
@@ -75,7 +75,7 @@ def test_lm_cache_rules():
         model(IDS[:, :2], use_cache=True)
     assert type(model).stateful_across_batches is False
     with npdl.no_grad():
-        with pytest.raises(SequenceTooLongError, match="max_len=6"):
+        with pytest.raises(ContextTooLongError, match="max_len=6"):
             model(IDS)                                                        # 7 tokens in one call
         _, state = model(IDS[:, :5])
         with pytest.raises(ValueError, match="use_cache=False"):

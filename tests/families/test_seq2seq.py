@@ -13,7 +13,7 @@ from npdl.cli import app
 from npdl.data.text_batching import pad_batch
 from npdl.families.seq2seq import decoding
 from npdl.families.seq2seq.model import TransformerSeq2Seq
-from npdl.nn.attention import SequenceTooLongError
+from npdl.nn.attention import ContextTooLongError
 from tests.conftest import write_config
 
 V = 11
@@ -94,7 +94,7 @@ def test_shared_and_tied_embeddings():
 def test_too_long_input_is_a_clear_error():
     m = tiny_model(max_len=6)
     src, sm = pad_batch([np.arange(7) % 5 + 6])
-    with npdl.no_grad(), pytest.raises(SequenceTooLongError, match="max_len=6"):
+    with npdl.no_grad(), pytest.raises(ContextTooLongError, match="max_len=6"):
         m.encode(src, sm)
 
 

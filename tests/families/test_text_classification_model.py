@@ -7,7 +7,7 @@ import pytest
 
 import npdl
 from npdl.families.text_classification.model import TransformerClassifier
-from npdl.nn.attention import SequenceTooLongError
+from npdl.nn.attention import ContextTooLongError
 from npdl.registry import MODELS
 
 V, D, H, FF = 11, 8, 2, 12
@@ -59,7 +59,7 @@ def test_bad_ids_are_clear_errors():
         model(np.array([[4, V + 3]]))
     with pytest.raises(ValueError, match=r"\(B, T\)"):
         model(np.array([4, 5]))
-    with pytest.raises(SequenceTooLongError):
+    with pytest.raises(ContextTooLongError):
         model(np.full((1, 17), 6))
 
 

@@ -3,7 +3,7 @@
 Built from (..., T, d) attention, a multi-head layer would need a reshape + transpose node per
 input to split heads, another to merge them, and (for self-attention) a slice node per q/k/v
 whose backward scatters into a fresh (B, T, 3E) zero array three times. ``MultiHeadAttention``
-does all of that in one node (``F.scaled_dot_product_attention`` is this op with one head):
+does all of that in one node (``scaled_dot_product_attention``, below, is this op with one head):
 
 * the heads are *views*: (B, T, n*E) -> (B, T, n, H, d) -> (n, B, H, T, d), so the batched
   GEMMs read q, k, v straight out of the projection output (BLAS takes the row stride);
@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core import random as _random
 from npdl.core.autograd import Function
 from npdl.core.ops.nn import causal_mask
 from npdl.core.parallel import in_slabs
 from npdl.core.random import keep_mask
+from npdl.core.tensor import Tensor
 
 _LAYOUTS = {"qkv": (3,), "q_kv": (1, 2), "q_k_v": (1, 1, 1)}
 
@@ -153,3 +155,34 @@ class MultiHeadAttention(Function):
 
         in_slabs(rows, p.shape[0], p.size)
         return tuple(grads)
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None, training: bool = True,
+                                 rng: np.random.Generator | None = None):
+    """softmax(q k^T / sqrt(d) + mask) v.
+
+    q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv); the leading dims broadcast.
+    ``attn_mask``: boolean, broadcastable to (..., Tq, Tk), True where attention is allowed
+    (PyTorch's convention). Runs the fused multi-head kernel with the leading dims as its
+    batch and a single head, so both paths share one implementation.
+    """
+    mask = None
+    if attn_mask is not None:
+        mask = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
+        if mask.dtype != bool:
+            raise TypeError("scaled_dot_product_attention: attn_mask must be boolean (True = attend)")
+    t_q, t_k, dv = q.shape[-2], k.shape[-2], v.shape[-1]
+    lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    b = int(np.prod(lead))
+
+    def batched(x):  # (..., T, d) -> (B, T, d)
+        return x.broadcast_to(lead + x.shape[-2:]).reshape((b,) + x.shape[-2:])
+
+    if mask is not None:
+        mask = np.broadcast_to(mask, lead + (t_q, t_k)).reshape(b, 1, t_q, t_k)
+    p = dropout_p if training else 0.0
+    out = MultiHeadAttention.apply(batched(q), batched(k), batched(v), layout="q_k_v", num_heads=1,
+                                   mask=mask, causal=is_causal, scale=scale, dropout_p=p,
+                                   rng=_random.resolve(rng) if p > 0 else None)
+    return out.reshape(lead + (t_q, dv))

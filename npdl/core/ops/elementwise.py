@@ -1,5 +1,7 @@
 """Elementwise primitives: arithmetic, unary math, activations, selection.
 
+Each ``Function`` is followed by its public function (``Exp`` and ``exp``); ``npdl.exp``,
+``npdl.functional.relu`` and the Tensor methods (``x.exp()``, ``x + y``) are these functions.
 Backwards return gradients with the *output's* shape; the engine un-broadcasts them to
 each input's shape. No backward mutates the incoming gradient.
 """
@@ -11,6 +13,7 @@ import numpy as np
 
 from npdl.core.autograd import Function
 from npdl.core.ops.special import erf
+from npdl.core.tensor import Tensor, _raw, wrap
 
 
 class Add(Function):
@@ -25,6 +28,11 @@ class Add(Function):
         return g, g
 
 
+def add(x, y):
+    """x + y (``Tensor.__add__``)."""
+    return Add.apply(x, y)
+
+
 class Sub(Function):
     """z = x - y"""
 
@@ -35,6 +43,11 @@ class Sub(Function):
     @staticmethod
     def backward(ctx, g):
         return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+def sub(x, y):
+    """x - y (``Tensor.__sub__``)."""
+    return Sub.apply(x, y)
 
 
 class Mul(Function):
@@ -52,6 +65,11 @@ class Mul(Function):
         return (g * y if nx else None), (g * x if ny else None)
 
 
+def mul(x, y):
+    """x * y (``Tensor.__mul__``)."""
+    return Mul.apply(x, y)
+
+
 class Div(Function):
     """z = x / y"""
 
@@ -66,6 +84,11 @@ class Div(Function):
         gx = g / y
         gy = -gx * x / y if ctx.needs_input_grad[1] else None
         return gx, gy
+
+
+def div(x, y):
+    """x / y (``Tensor.__truediv__``)."""
+    return Div.apply(x, y)
 
 
 class PowScalar(Function):
@@ -108,6 +131,13 @@ class Pow(Function):
         return gx, gy
 
 
+def power(x, exponent):
+    """x ** exponent (``Tensor.__pow__``): a constant exponent takes ``PowScalar``, a tensor ``Pow``."""
+    if isinstance(exponent, Tensor):
+        return Pow.apply(x, exponent)
+    return PowScalar.apply(x, exponent=float(exponent))
+
+
 class Neg(Function):
     """z = -x"""
 
@@ -118,6 +148,11 @@ class Neg(Function):
     @staticmethod
     def backward(ctx, g):
         return -g
+
+
+def neg(x):
+    """-x (``Tensor.__neg__``)."""
+    return Neg.apply(x)
 
 
 class Exp(Function):
@@ -134,6 +169,10 @@ class Exp(Function):
         return g * ctx.saved
 
 
+def exp(x):
+    return Exp.apply(x)
+
+
 class Log(Function):
     """z = ln x"""
 
@@ -145,6 +184,10 @@ class Log(Function):
     @staticmethod
     def backward(ctx, g):
         return g / ctx.saved
+
+
+def log(x):
+    return Log.apply(x)
 
 
 class Sqrt(Function):
@@ -161,6 +204,10 @@ class Sqrt(Function):
         return g / (2 * ctx.saved)
 
 
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
 class Abs(Function):
     """z = |x| (subgradient 0 at 0)"""
 
@@ -172,6 +219,10 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, g):
         return g * np.sign(ctx.saved)
+
+
+def abs(x):  # noqa: A001 - mirrors numpy.abs
+    return Abs.apply(x)
 
 
 class Tanh(Function):
@@ -187,6 +238,10 @@ class Tanh(Function):
     def backward(ctx, g):
         out = ctx.saved
         return g * (1 - out * out)
+
+
+def tanh(x):
+    return Tanh.apply(x)
 
 
 def sigmoid_array(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -215,6 +270,10 @@ class Sigmoid(Function):
         return g * out * (1 - out)
 
 
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
 class Relu(Function):
     """z = max(x, 0)"""
 
@@ -227,6 +286,11 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         return g * (ctx.saved > 0)
+
+
+def relu(x):
+    """max(x, 0)"""
+    return Relu.apply(x)
 
 
 class LeakyRelu(Function):
@@ -242,6 +306,11 @@ class LeakyRelu(Function):
     def backward(ctx, g):
         x = ctx.saved
         return g * np.where(x > 0, x.dtype.type(1), x.dtype.type(ctx.slope))
+
+
+def leaky_relu(x, negative_slope: float = 0.01):
+    """x if x > 0 else negative_slope * x"""
+    return LeakyRelu.apply(x, negative_slope=negative_slope)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -284,6 +353,11 @@ class Gelu(Function):
         return g * (ctx.cdf + x * pdf)
 
 
+def gelu(x, approximate: str = "none"):
+    """x * Phi(x); ``approximate='tanh'`` uses the tanh form (faster)."""
+    return Gelu.apply(x, approximate=approximate)
+
+
 class Clip(Function):
     """z = min(max(x, lo), hi); the gradient passes where lo <= x <= hi."""
 
@@ -304,6 +378,10 @@ class Clip(Function):
         return g * keep
 
 
+def clip(x, min=None, max=None):  # noqa: A002
+    return Clip.apply(x, lo=min, hi=max)
+
+
 class Maximum(Function):
     """z = max(x, y) elementwise; ties split the gradient evenly."""
 
@@ -320,6 +398,11 @@ class Maximum(Function):
         return g * wx, g * (1 - wx)
 
 
+def maximum(a, b):
+    """Elementwise max of two tensors (or a tensor and a constant)."""
+    return Maximum.apply(a, b)
+
+
 class Minimum(Function):
     """z = min(x, y) elementwise; ties split the gradient evenly."""
 
@@ -333,6 +416,10 @@ class Minimum(Function):
         x, y = ctx.saved
         wx = ((x < y) + 0.5 * (x == y)).astype(g.dtype)
         return g * wx, g * (1 - wx)
+
+
+def minimum(a, b):
+    return Minimum.apply(a, b)
 
 
 class Where(Function):
@@ -352,6 +439,14 @@ class Where(Function):
         return None, (np.where(cond, g, zero) if nx else None), (np.where(cond, zero, g) if ny else None)
 
 
+def where(cond, a, b):
+    """``a`` where ``cond`` is True, else ``b``; ``cond`` is boolean and carries no gradient."""
+    c = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    if c.dtype != bool:
+        raise TypeError(f"where: cond must be boolean, got {c.dtype}")
+    return Where.apply(c, a, b)
+
+
 class MaskedFill(Function):
     """z = value where mask else x (mask broadcasts against x)."""
 
@@ -365,6 +460,11 @@ class MaskedFill(Function):
         return np.where(ctx.saved, g.dtype.type(0), g), None
 
 
+def masked_fill(x, mask, value: float):
+    """Replace entries where ``mask`` is True with ``value`` (mask broadcasts)."""
+    return MaskedFill.apply(x, np.asarray(_raw(mask), dtype=bool), value=value)
+
+
 class Cast(Function):
     """Change floating precision; the gradient is cast back."""
 
@@ -376,3 +476,13 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, g):
         return g.astype(ctx.src)
+
+
+def astype(x, dtype):
+    """Differentiable cast (float32 <-> float64; to integer types cuts the graph)."""
+    dtype = np.dtype(dtype)
+    if dtype == x.data.dtype:
+        return x
+    if dtype.kind != "f":
+        return wrap(x.data.astype(dtype))
+    return Cast.apply(x, dtype=dtype)

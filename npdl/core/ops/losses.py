@@ -1,11 +1,13 @@
 """Fused losses. Fusing log-softmax with the negative log-likelihood gives the stable
-``softmax - target`` gradient and avoids a (N, C) temporary per step."""
+``softmax - target`` gradient and avoids a (N, C) temporary per step. Each ``Function`` is
+followed by its public function (``npdl.functional.cross_entropy``, ...)."""
 from __future__ import annotations
 
 import numpy as np
 
 from npdl.core.autograd import Function
 from npdl.core.ops.elementwise import sigmoid_array
+from npdl.core.tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -92,6 +94,37 @@ class CrossEntropy(Function):
         return grad.reshape(ctx.shape), None
 
 
+def cross_entropy(logits, targets, ignore_index: int | None = None, label_smoothing: float = 0.0,
+                  reduction: str = "mean"):
+    """Softmax cross-entropy. logits (..., C); targets (...) integer class indices.
+
+    Raises:
+        IndexError: a target outside [0, C) that is not ``ignore_index``.
+        ValueError: shapes that do not match, or an unknown ``reduction``.
+    """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    targets = targets if isinstance(targets, Tensor) else Tensor(targets)
+    return CrossEntropy.apply(logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                              reduction=reduction)
+
+
+def nll_loss(log_probs, targets, ignore_index: int | None = None, reduction: str = "mean"):
+    """Negative log-likelihood of integer targets given log-probabilities (..., C)."""
+    _check_reduction(reduction)
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    n_cls = log_probs.shape[-1]
+    flat = log_probs.reshape(-1, n_cls)
+    safe, valid = flat_targets(t, n_cls, ignore_index, "nll_loss")
+    if valid is None:
+        valid = np.ones(safe.shape, bool)
+    picked = -flat[np.arange(safe.size), safe] * valid
+    if reduction == "none":
+        return picked.reshape(t.shape)
+    total = picked.sum()
+    return total / max(int(valid.sum()), 1) if reduction == "mean" else total
+
+
 class BCEWithLogits(Function):
     """Binary cross-entropy on logits: max(x, 0) - x*y + log(1 + exp(-|x|)), stable for any |x|."""
 
@@ -120,6 +153,11 @@ class BCEWithLogits(Function):
         return grad, None
 
 
+def binary_cross_entropy_with_logits(logits, targets, reduction: str = "mean"):
+    """Stable BCE on logits; targets are probabilities in [0, 1] of the same shape."""
+    return BCEWithLogits.apply(logits, targets, reduction=reduction)
+
+
 class MSELoss(Function):
     """Mean squared error: (x - y)^2 reduced."""
 
@@ -141,6 +179,10 @@ class MSELoss(Function):
         return grad, -grad
 
 
+def mse_loss(x, y, reduction: str = "mean"):
+    return MSELoss.apply(x, y, reduction=reduction)
+
+
 class L1Loss(Function):
     """Mean absolute error: |x - y| reduced (subgradient 0 at x == y)."""
 
@@ -160,3 +202,7 @@ class L1Loss(Function):
         s = ctx.saved
         grad = s * (g / s.size if ctx.reduction == "mean" else g)
         return grad, -grad
+
+
+def l1_loss(x, y, reduction: str = "mean"):
+    return L1Loss.apply(x, y, reduction=reduction)

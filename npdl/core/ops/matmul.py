@@ -1,4 +1,5 @@
-"""Matrix products: ``MatMul`` (1-D, 2-D and batched with broadcast batch dims) and the fused ``Linear``."""
+"""Matrix products: ``MatMul``/``matmul`` (1-D, 2-D and batched with broadcast batch dims) and the
+fused ``Affine``/``linear`` (x W^T + b; ``npdl.nn.Linear`` is the layer around it)."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,7 +52,12 @@ class MatMul(Function):
         return ga, gb
 
 
-class Linear(Function):
+def matmul(a, b):
+    """a @ b (``Tensor.__matmul__``)."""
+    return MatMul.apply(a, b)
+
+
+class Affine(Function):
     """y = x @ W^T + b with x (..., in), W (out, in) as in PyTorch, b (out,) or absent.
 
     Fused so the bias add and the leading-dim flattening cost one GEMM per product.
@@ -82,3 +88,10 @@ class Linear(Function):
             return gx, gw
         gb = g2.sum(axis=0) if needs[2] else None
         return gx, gw, gb
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias with weight (out_features, in_features)."""
+    if bias is None:
+        return Affine.apply(x, weight)
+    return Affine.apply(x, weight, bias)

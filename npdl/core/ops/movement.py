@@ -1,13 +1,20 @@
 """Shape and movement primitives: reshape, transpose, broadcast, indexing, concat, split, pad, take.
 
-Indexing backwards scatter-*add*, so an index that repeats receives every contribution.
+Each ``Function`` is followed by its public functions (``Reshape``: ``reshape``, ``squeeze``,
+``flatten``, ...), which are also the Tensor methods. ``reshape``, ``transpose``, ``broadcast_to``
+and ``take`` also accept array-likes, as ``Tensor(x)`` would (``npdl.reshape(array, 2, 3)``); the
+check is inline, not a helper call, because the methods are hot. Indexing backwards scatter-*add*,
+so an index that repeats receives every contribution.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from npdl.core.autograd import Function
 from npdl.core.sparse import RowSparseGrad, scatter_add_rows
+from npdl.core.tensor import Tensor, _index_arg, _raw, _shape_arg
 
 
 class Reshape(Function):
@@ -23,6 +30,49 @@ class Reshape(Function):
         return g.reshape(ctx.shape)
 
 
+def reshape(x, *shape):
+    """``x`` with a new shape (``x.reshape(2, 3)`` or ``x.reshape((2, 3))``; no node when unchanged)."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    shape = _shape_arg(shape)
+    if shape == x.data.shape:
+        return x
+    return Reshape.apply(x, shape=shape)
+
+
+def squeeze(x, axis=None):
+    """Drop size-1 axes (all of them, or ``axis``: an int or a tuple, each of size 1)."""
+    if axis is None:
+        shape = tuple(s for s in x.data.shape if s != 1)
+    else:
+        axes = {a % x.data.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+        for a in axes:
+            if x.data.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} has size {x.data.shape[a]}, not 1")
+        shape = tuple(s for i, s in enumerate(x.data.shape) if i not in axes)
+    return reshape(x, shape)
+
+
+def unsqueeze(x, axis: int):
+    """Insert a size-1 axis at ``axis``."""
+    ndim = x.data.ndim + 1
+    axis = axis % ndim
+    shape = x.data.shape[:axis] + (1,) + x.data.shape[axis:]
+    return reshape(x, shape)
+
+
+def flatten(x, start_axis: int = 0, end_axis: int = -1):
+    """Merge axes ``start_axis..end_axis`` into one."""
+    shape = x.data.shape
+    if not shape:
+        return reshape(x, 1)
+    s, e = start_axis % len(shape), end_axis % len(shape)
+    if s >= e:  # nothing to merge (e.g. a batch of vectors): no graph node
+        return x
+    new = shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:]
+    return reshape(x, new)
+
+
 class Transpose(Function):
     """z = x.transpose(axes)"""
 
@@ -36,6 +86,24 @@ class Transpose(Function):
         return g.transpose(ctx.inverse)
 
 
+def transpose(x, *axes):
+    """Permute axes (all reversed when none given), like ``ndarray.transpose``."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    axes = _shape_arg(axes) if axes else tuple(range(x.data.ndim - 1, -1, -1))
+    return Transpose.apply(x, axes=axes)
+
+
+def permute(x, *axes):
+    return transpose(x, *axes)
+
+
+def swapaxes(x, axis1: int, axis2: int):
+    axes = list(range(x.data.ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return Transpose.apply(x, axes=tuple(axes))
+
+
 class BroadcastTo(Function):
     """z = broadcast_to(x, shape); the engine's un-broadcast sums the gradient back."""
 
@@ -46,6 +114,24 @@ class BroadcastTo(Function):
     @staticmethod
     def backward(ctx, g):
         return g
+
+
+def broadcast_to(x, *shape):
+    """``x`` broadcast to ``shape`` (``broadcast_to(x, (2, 3))`` or ``x.broadcast_to(2, 3)``)."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    shape = _shape_arg(shape)
+    if shape == x.data.shape:
+        return x
+    return BroadcastTo.apply(x, shape=shape)
+
+
+def expand(x, *shape):
+    """Broadcast to ``shape``; ``-1`` keeps a dimension (PyTorch's ``expand``)."""
+    shape = _shape_arg(shape)
+    lead = len(shape) - x.data.ndim
+    shape = tuple(x.data.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    return broadcast_to(x, shape)
 
 
 def _is_basic(index) -> bool:
@@ -90,6 +176,11 @@ class GetItem(Function):
         return out
 
 
+def getitem(x, index):
+    """``x[index]`` (``Tensor.__getitem__``); tensors inside ``index`` count as their arrays."""
+    return GetItem.apply(x, index=_index_arg(index))
+
+
 class Take(Function):
     """z = take(x, indices, axis): gather whole slices along ``axis`` (an embedding lookup at axis 0).
 
@@ -129,6 +220,23 @@ class Take(Function):
         return np.moveaxis(dense, 0, axis), None
 
 
+def take(x, indices, axis: int = 0):
+    """Gather entries along ``axis`` (``np.take``); repeated indices accumulate in backward."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    return Take.apply(x, np.asarray(_raw(indices)), axis=axis)
+
+
+def embedding(weight, indices, sparse: bool = False, padding_idx: int | None = None):
+    """Rows of ``weight`` (V, D) at integer ``indices`` (...) -> (..., D).
+
+    ``sparse=True`` makes the weight's gradient a ``RowSparseGrad`` of the touched rows;
+    rows looked up for ``padding_idx`` receive no gradient.
+    """
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    return Take.apply(weight, idx, axis=0, sparse=sparse, padding_idx=padding_idx)
+
+
 class Concat(Function):
     """z = concatenate(xs, axis)"""
 
@@ -141,6 +249,14 @@ class Concat(Function):
     @staticmethod
     def backward(ctx, g):
         return tuple(np.split(g, ctx.bounds, axis=ctx.axis))
+
+
+def concat(tensors, axis: int = 0):
+    """Join tensors along an existing axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concat needs at least one tensor")
+    return Concat.apply(*tensors, axis=axis)
 
 
 class Stack(Function):
@@ -156,6 +272,14 @@ class Stack(Function):
     def backward(ctx, g):
         lead = (slice(None),) * ctx.axis
         return tuple(g[lead + (i,)] for i in range(g.shape[ctx.axis]))
+
+
+def stack(tensors, axis: int = 0):
+    """Join same-shaped tensors along a new axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    return Stack.apply(*tensors, axis=axis)
 
 
 class Split(Function):
@@ -175,6 +299,11 @@ class Split(Function):
         return np.concatenate(gs, axis=ctx.axis)
 
 
+def split(x, sections, axis: int = 0):
+    """Split along ``axis`` into ``sections`` equal parts (int) or at the given indices (list)."""
+    return Split.apply(x, sections=sections, axis=axis)
+
+
 class Pad(Function):
     """z = np.pad(x, pad_width, constant value); pad_width as in NumPy (int or (before, after) per axis)."""
 
@@ -189,3 +318,8 @@ class Pad(Function):
     @staticmethod
     def backward(ctx, g):
         return g[ctx.slices]
+
+
+def pad(x, pad_width, value: float = 0.0):
+    """Constant padding, NumPy's ``pad_width`` convention."""
+    return Pad.apply(x, pad_width=pad_width, value=value)

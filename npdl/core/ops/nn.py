@@ -1,14 +1,18 @@
 """Fused neural-network primitives: softmax, log-softmax, dropout, layer norm (attention: attention_ops.py).
 
 Each is one node in the graph with a hand-derived backward, because the composite of
-elementwise ops is slower (many temporaries) or less stable (exp overflow).
+elementwise ops is slower (many temporaries) or less stable (exp overflow). Each ``Function``
+is followed by its public function (``npdl.functional.softmax``, ``x.softmax()``).
+Random functions take an explicit ``rng`` (npdl's default generator when None).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from npdl.core import random as _random
 from npdl.core.autograd import Function
 from npdl.core.random import keep_mask
+from npdl.core.tensor import Tensor, wrap
 
 
 class Softmax(Function):
@@ -27,6 +31,11 @@ class Softmax(Function):
         return p * (g - (g * p).sum(axis=ctx.axis, keepdims=True))
 
 
+def softmax(x, axis: int = -1):
+    """Stable softmax along ``axis``."""
+    return Softmax.apply(x, axis=axis)
+
+
 class LogSoftmax(Function):
     """z = x - logsumexp(x) along ``axis``."""
 
@@ -40,6 +49,11 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         return g - np.exp(ctx.saved) * g.sum(axis=ctx.axis, keepdims=True)
+
+
+def log_softmax(x, axis: int = -1):
+    """Stable log-softmax along ``axis``."""
+    return LogSoftmax.apply(x, axis=axis)
 
 
 class Dropout(Function):
@@ -59,6 +73,21 @@ class Dropout(Function):
         out = g * ctx.saved
         out *= ctx.scale
         return out
+
+
+def dropout(x, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None):
+    """Zero entries with probability ``p`` and scale the rest by 1/(1-p); identity when not training.
+
+    Raises:
+        ValueError: p outside [0, 1].
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    return Dropout.apply(x, p=p, rng=_random.resolve(rng))
 
 
 def standardize(x: np.ndarray, axes: tuple[int, ...], eps: float):
@@ -115,6 +144,17 @@ class LayerNorm(Function):
         return tuple(grads)
 
 
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Normalise over the trailing ``normalized_shape`` axes, then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[-len(shape):]) != shape:
+        raise ValueError(f"layer_norm: input trailing shape {x.shape[-len(shape):]} != normalized_shape {shape}")
+    if weight is None and bias is not None:
+        raise ValueError("layer_norm: a bias needs a weight")
+    args = [a for a in (weight, bias) if a is not None]
+    return LayerNorm.apply(x, *args, ndim_norm=len(shape), eps=eps)
+
+
 def causal_mask(t_q: int, t_k: int) -> np.ndarray:
     """(t_q, t_k) boolean, True where query i may attend key j: j <= i + (t_k - t_q).
 
@@ -122,3 +162,15 @@ def causal_mask(t_q: int, t_k: int) -> np.ndarray:
     see every cached key up to their own position.
     """
     return np.tri(t_q, t_k, k=t_k - t_q, dtype=bool)
+
+
+def one_hot(indices, num_classes: int, dtype=np.float32) -> Tensor:
+    """(...) integer indices -> (..., num_classes) one-hot, outside the graph."""
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
+        raise IndexError(f"one_hot: index out of range for {num_classes} classes")
+    out = np.zeros(idx.shape + (num_classes,), dtype=dtype)
+    np.put_along_axis(out, idx[..., None], 1, axis=-1)
+    return wrap(out)

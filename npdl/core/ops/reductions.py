@@ -1,5 +1,11 @@
-"""Reductions over ``axis`` (int, tuple or None) with ``keepdims``, NumPy-style."""
+"""Reductions over ``axis`` (int, tuple or None) with ``keepdims``, NumPy-style.
+
+Each ``Function`` is followed by its public function (``npdl.sum``, ``x.sum()``). They are named
+like NumPy's (``sum``, ``max``, ``min``), so this module reaches Python's own via ``builtins``.
+"""
 from __future__ import annotations
+
+import builtins
 
 import numpy as np
 
@@ -44,6 +50,10 @@ class Sum(Function):
         return _spread(g, ctx.shape, ctx.keep_shape)
 
 
+def sum(x, axis=None, keepdims: bool = False):  # noqa: A001
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Mean(Function):
     """z = mean of x over axis"""
 
@@ -57,6 +67,10 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, g):
         return _spread(g / g.dtype.type(ctx.count), ctx.shape, ctx.keep_shape)
+
+
+def mean(x, axis=None, keepdims: bool = False):
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
 class _Extreme(Function):
@@ -87,10 +101,19 @@ class Max(_Extreme):
     reduce = staticmethod(np.max)
 
 
+def max(x, axis=None, keepdims: bool = False):  # noqa: A001
+    """Maximum values (not indices; see ``argmax``)."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Min(_Extreme):
     """z = min of x over axis (values)"""
 
     reduce = staticmethod(np.min)
+
+
+def min(x, axis=None, keepdims: bool = False):  # noqa: A001
+    return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
 class Var(Function):
@@ -102,7 +125,7 @@ class Var(Function):
         n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
         centered = x - x.mean(axis=axes, keepdims=True)
         ctx.saved = centered
-        ctx.axes, ctx.keepdims, ctx.denom = axes, keepdims, max(n - ddof, 1)
+        ctx.axes, ctx.keepdims, ctx.denom = axes, keepdims, builtins.max(n - ddof, 1)
         return np.sum(centered * centered, axis=axes, keepdims=keepdims) / x.dtype.type(ctx.denom)
 
     @staticmethod
@@ -110,6 +133,11 @@ class Var(Function):
         centered = ctx.saved
         scale = g.dtype.type(2.0 / ctx.denom)
         return _keep(g, ctx.axes, ctx.keepdims) * centered * scale
+
+
+def var(x, axis=None, keepdims: bool = False, ddof: int = 0):
+    """Variance; ``ddof=0`` like NumPy (PyTorch's default is ``ddof=1``)."""
+    return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
 
 
 class LogSumExp(Function):
@@ -131,3 +159,7 @@ class LogSumExp(Function):
     @staticmethod
     def backward(ctx, g):
         return _keep(g, ctx.axes, ctx.keepdims) * ctx.saved
+
+
+def logsumexp(x, axis=None, keepdims: bool = False):
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)

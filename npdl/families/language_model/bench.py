@@ -39,7 +39,7 @@ def _windows(vocab: int, batch: int, bptt: int, n: int = 64):
 
 def npdl_setup(vocab: int, embed: int, hidden: int, layers: int, bptt: int, batch: int, sparse: bool):
     """npdl's training step (rnn_lm + the language-model task's loss, clip, SGD)."""
-    import npdl.core.functional as F
+    import npdl.functional as F
     from npdl.families.language_model.rnn import RNNLM
     from npdl.optim.clip import clip_grad_norm_
     from npdl.optim.optimizers import SGD

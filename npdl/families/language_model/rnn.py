@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core import random as _random
 from npdl.core.tensor import Tensor
 from npdl.nn import init

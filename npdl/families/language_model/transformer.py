@@ -11,10 +11,10 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core.grad_mode import is_grad_enabled
 from npdl.core.tensor import Tensor
-from npdl.nn.attention import SequenceTooLongError
+from npdl.nn.attention import ContextTooLongError
 from npdl.nn.layers import Linear
 from npdl.nn.module import Module
 from npdl.nn.token_embedding import TokenEmbedding, as_token_ids
@@ -52,7 +52,7 @@ class TransformerLM(Module):
     every training batch (the cache is for decoding, not truncated BPTT).
 
     Raises (forward):
-        npdl.nn.attention.SequenceTooLongError: more than ``max_len`` tokens in one call.
+        npdl.nn.attention.ContextTooLongError: more than ``max_len`` tokens in one call.
         RuntimeError: a cache (``state``) used while gradients are enabled.
     """
 
@@ -98,7 +98,7 @@ class TransformerLM(Module):
             # re-encode the most recent tokens from position 0 (half the window, so this happens
             # once every max_len/2 tokens rather than at every step)
             if t > self.max_len:
-                raise SequenceTooLongError(f"transformer_lm: {t} tokens in one call exceed max_len={self.max_len}; "
+                raise ContextTooLongError(f"transformer_lm: {t} tokens in one call exceed max_len={self.max_len}; "
                                            "set model.max_len to at least the sequence length (e.g. data.bptt)")
             window = np.concatenate([state["ids"], ids], axis=1)[:, -max(self.max_len // 2, t):]
             logits, state = self._extend(window, self.new_state())

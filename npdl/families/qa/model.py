@@ -9,9 +9,9 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core import random as _random
-from npdl.core.math import concat
+from npdl.core.ops.movement import concat
 from npdl.core.tensor import Tensor
 from npdl.nn import init
 from npdl.nn.layers import Embedding, Linear

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core.tensor import Tensor
 from npdl.nn.attention import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from npdl.nn.layers import Embedding, Linear
@@ -108,7 +108,7 @@ class TransformerSeq2Seq(Module):
     def encode(self, src, src_mask=None) -> Tensor:
         """src (B, S) ids, src_mask (B, S) True = token -> memory (B, S, d_model).
 
-        Raises: SequenceTooLongError (npdl.nn.attention): S > max_len.
+        Raises: ContextTooLongError (npdl.nn.attention): S > max_len.
         """
         x = self.src_pos(self._embed(self.src_embed, src))
         return self.encoder(x, src_key_padding_mask=_padding(src_mask))
@@ -132,7 +132,7 @@ class TransformerSeq2Seq(Module):
         With ``cache`` (incremental decoding under ``npdl.no_grad()``) ``tgt_in`` holds only the new
         positions, placed after the ``cache_len(cache)`` positions already decoded.
 
-        Raises: SequenceTooLongError: positions past max_len.
+        Raises: ContextTooLongError: positions past max_len.
         """
         offset = self.cache_len(cache)
         y = self.tgt_pos(self._embed(self.target_embedding, tgt_in), offset=offset)

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 import npdl
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.data.text_batching import pad_batch
 from npdl.families.seq2seq import decoding
 from npdl.nn.module import evaluating

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.core.tensor import Tensor
 from npdl.nn.layers import Linear
 from npdl.nn.module import Module

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import npdl
-import npdl.core.functional as F
+import npdl.functional as F
 from npdl.train import metrics as M
 from npdl.train.tasks import Task, register_task
 

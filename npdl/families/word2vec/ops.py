@@ -69,7 +69,7 @@ class NegativeSamplingLoss(Function):
         sp = np.einsum("pd,pd->p", h, pos)
         sn = np.matmul(neg, h[:, :, None])[:, :, 0]                       # (P, K)
         w = np.ones(len(h), h.dtype) if weight is None else np.asarray(weight, h.dtype)
-        ctx.save_for_backward(h, pos, neg)
+        ctx.saved = (h, pos, neg)
         ctx.gp, ctx.gn = w * (sigmoid(sp) - 1), w[:, None] * sigmoid(sn)
         return np.asarray(w @ softplus(-sp) + (w[:, None] * softplus(sn)).sum(), h.dtype)
 

@@ -150,7 +150,7 @@ def test_user_defined_function_works_with_engine():
     class Cube(Function):
         @staticmethod
         def forward(ctx, x):
-            ctx.save_for_backward(x)
+            ctx.saved = (x,)
             return x ** 3
 
         @staticmethod
