@@ -179,7 +179,7 @@ def test_non_strict_loads_what_fits_and_keeps_the_rest(workdir):
     ({"file": "x.npz"}, "strict: false"),
     ("nowhere.safetensors", "weights file not found: nowhere.safetensors"),
     ("nowhere.npz", "checkpoint not found"),
-    ("no-such-run", "run not found: no-such-run"),
+    ("no-such-run", "run not found: 'no-such-run'"),
 ])
 def test_bad_init_from_is_a_config_error(workdir, value, fragment):
     with pytest.raises(ConfigError, match="model.init_from") as info:

@@ -6,10 +6,10 @@ imported here, explicitly, once.
 from npdl.cli.app import app, main  # noqa: F401
 from npdl.cli import bench, data, listing, runs, train  # noqa: F401,E402  (general commands)
 
-from npdl.cli import graph, health  # noqa: F401,E402  (the graph of a step, training health)
+from npdl.cli import export, graph, health  # noqa: F401,E402  (weights, the graph of a step, training health)
 
 # ---- model-family commands ------------------------------------------------------------------
-from npdl.families.word2vec import commands as _word2vec  # noqa: F401,E402  neighbors, analogy, export
+from npdl.families.word2vec import commands as _word2vec  # noqa: F401,E402  neighbors, analogy
 from npdl.families.language_model import commands as _language_model  # noqa: F401,E402  sample
 from npdl.families.seq2seq import commands as _seq2seq  # noqa: F401,E402  translate
 from npdl.families.text_classification import commands as _text_classification  # noqa: F401,E402  predict

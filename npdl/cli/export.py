@@ -1,8 +1,8 @@
 """``npdl export RUN --format safetensors``: a run's weights for the PyTorch world.
 
-The ``export`` command itself is registered with the word2vec commands (its default format,
-``--format word2vec``, writes word vectors); it hands ``--format safetensors`` to ``export_safetensors``
-here, which works for every model family. Names and layouts are PyTorch's
+``--format word2vec`` (the default) writes a word2vec run's vectors instead
+(``npdl.families.word2vec.commands.export_vectors``); ``--format safetensors`` works for every
+model family. Names and layouts are PyTorch's
 (``npdl.nn.pytorch_names``), so ``torch_module.load_state_dict(safetensors.torch.load_file(f))``
 with ``strict=True`` loads them into the equivalent torch module (README: "Weights for PyTorch").
 """
@@ -11,7 +11,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from npdl.cli.app import console
+import typer
+
+from npdl.cli.app import command, console, fail
+from npdl.cli.train import CKPT_METAVAR, RUNS_HELP
+
+FORMATS = ("word2vec", "safetensors")
+CKPT_HELP = "best | last | step-N | a .npz path (default: best, else last)."
+
+
+@command(short_help="Write word vectors or any run's weights (safetensors).")
+def export(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
+           format_: str = typer.Option("word2vec", "--format",
+                                       help="word2vec (word vectors) | safetensors (any run's weights for PyTorch).",
+                                       metavar="|".join(FORMATS)),
+           binary: bool = typer.Option(False, "--binary", help="word2vec's binary format instead of text."),
+           output: Path = typer.Option(None, "-o", "--output", help="File to write (default: in the run folder)."),
+           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
+           checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR)):
+    """Write a word2vec run's vectors (word2vec text/binary format), or any run's weights as .safetensors."""
+    from npdl.cli.arguments import check_checkpoint, output_file
+
+    if format_ not in FORMATS:
+        raise fail(f"--format: unknown export format {format_!r} (formats: {', '.join(FORMATS)})")
+    check_checkpoint(checkpoint_)
+    if format_ == "word2vec":
+        from npdl.families.word2vec.commands import export_vectors
+
+        export_vectors(run, binary, output, runs_dir, checkpoint_)
+        return
+    if binary:
+        raise fail("--binary is for --format word2vec")
+    if output is not None:
+        output_file(output, "-o")
+    export_safetensors(run, output, runs_dir, checkpoint_)
 
 
 def export_safetensors(run: str, output: Path | None, runs_dir: Path, checkpoint_: str) -> Path:

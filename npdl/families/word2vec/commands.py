@@ -1,4 +1,4 @@
-"""``npdl neighbors``, ``npdl analogy`` and ``npdl export``: querying a word2vec run.
+"""``npdl neighbors``, ``npdl analogy`` and the word2vec format of ``npdl export``: querying a word2vec run.
 
 They need only the run folder (its config, vocabulary artifact and checkpoint), not the corpus.
 """
@@ -65,25 +65,9 @@ def analogy(run: str = typer.Argument(..., help="Run folder (or unique name pref
     _print(f"{r.name}: {a} : {b} :: {c} : ?", task.analogy(a, b, c, k))
 
 
-@command(short_help="Write word vectors or any run's weights (safetensors).")
-def export(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
-           format_: str = typer.Option("word2vec", "--format",
-                                       help="word2vec (word vectors) | safetensors (any run's weights for PyTorch).",
-                                       metavar="word2vec|safetensors"),
-           binary: bool = typer.Option(False, "--binary", help="word2vec's binary format instead of text."),
-           output: Path = typer.Option(None, "-o", "--output", help="File to write (default: in the run folder)."),
-           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-           checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR)):
-    """Write a word2vec run's vectors (word2vec text/binary format), or any run's weights as .safetensors."""
-    if format_ == "safetensors":  # any model family: npdl/cli/export.py
-        from npdl.cli.export import export_safetensors
-
-        if binary:
-            raise fail("--binary is for --format word2vec")
-        export_safetensors(run, output, runs_dir, checkpoint_)
-        return
-    if format_ != "word2vec":
-        raise fail(f"--format: unknown export format {format_!r} (formats: word2vec, safetensors)")
+def export_vectors(run: str, binary: bool, output: Path | None, runs_dir: Path, checkpoint_: str) -> None:
+    """``npdl export RUN --format word2vec``: the word vectors in word2vec's text or binary format
+    (gensim's ``KeyedVectors.load_word2vec_format`` reads them). The command is npdl/cli/export.py."""
     if output is not None:
         output_file(output, "-o")
     r, task, path = _load_task(run, runs_dir, checkpoint_)
