@@ -109,7 +109,7 @@ def test_bench_user_errors_exit_2(tmp_path):
 
 
 def test_word2vec_split_halves_and_time_to_quality_on_a_tiny_corpus(tmp_path):
-    from npdl.families.word2vec import bench as word2vec, quality as w2v_quality
+    from npdl.families.word2vec import bench as word2vec
     from tests.families.test_word2vec import planted_corpus
 
     questions = [(s, q) for s in ("capital-a", "gram-b", "capital-c", "gram-d")
@@ -128,7 +128,7 @@ def test_word2vec_split_halves_and_time_to_quality_on_a_tiny_corpus(tmp_path):
                                                                           "all sections"}
     if conditions._version("gensim") is None:
         pytest.skip("gensim not installed: no time-to-quality reference")
-    figs = w2v_quality.run(s, questions, data=data, sentences=sentences, target_epochs=2, max_epochs=2,
+    figs = word2vec.time_to_quality(s, questions, data=data, sentences=sentences, target_epochs=2, max_epochs=2,
                            kinds=("skipgram",))
     assert figs[0].unit == "s" and "gensim" in figs[0].sides and "target" in figs[0].note
     assert [f.name.rsplit(", ", 1)[1] for f in figs[1:]] == ["dev sections", "report sections", "all sections"]

@@ -39,7 +39,7 @@ def mlp_graph(activation="relu"):
 
 def test_mlp_graph_has_the_forward_ops_in_order_each_in_its_module():
     model, g = mlp_graph()
-    assert g.ops() == ["Linear", "Relu", "Linear", "Relu", "Linear", "CrossEntropy"]
+    assert g.ops() == ["Affine", "Relu", "Affine", "Relu", "Affine", "CrossEntropy"]
     ops = [n for n in g.nodes if n.kind == "op"]
     assert [n.module for n in ops] == ["layers.1", "layers.2", "layers.3", "layers.4", "layers.5", "(loss)"]
     assert g.modules["layers.1"] == "Linear" and g.modules["(loss)"] == "CrossEntropyLoss"
@@ -73,7 +73,7 @@ def test_an_op_outside_every_module_has_no_module():
     model = MLP(sizes=[2, 3])
     x = npdl.tensor(np.ones((4, 2)))
     g = record(model, lambda: (model(x) * 2.0).sum())
-    assert g.ops() == ["Linear", "Mul", "Sum"]
+    assert g.ops() == ["Affine", "Mul", "Sum"]
     assert [n.module for n in g.nodes if n.kind == "op"] == ["layers.1", None, None]
 
 

@@ -62,7 +62,7 @@ CASES = {"cross_entropy": cross_entropy_cases, "nll": nll_cases, "bce_with_logit
 def test_gradcheck_loss_module(name):
     n = 0
     for options, make in CASES[name]():
-        loss = LOSSES.build({"type": name, **options}, "loss")
+        loss = LOSSES.build({"type": name, **options})
         prediction, target = make()
         out = loss(prediction, target)
         assert out.shape == (() if options["reduction"] != "none" else prediction.shape[:out.ndim])

@@ -15,7 +15,7 @@ given quality. Two modes:
   window 5, 5 negatives, min_count 5, sample 1e-3, alpha 0.025 / 0.05 decaying linearly) on the
   12.5 MB text8 prefix (2,139,748 words), npdl and gensim alternating for ``rounds`` rounds:
   raw and effective words/s (median, spread, ratio) and the analogy accuracy after that epoch;
-* ``--to-quality`` (``npdl.families.word2vec.quality``): wall time for each to reach gensim's 5-epoch
+* ``--to-quality`` (``time_to_quality`` below): wall time for each to reach gensim's 5-epoch
   analogy accuracy (minutes of work; run it on a quiet machine).
 
 The analogy questions are split by section (``split_sections``): a development half, on which
@@ -130,11 +130,9 @@ def run(settings: Settings | None = None, root=None, to_quality: bool = False) -
         return [found]
     words, questions = found
     if to_quality:
-        from npdl.families.word2vec import quality as w2v_quality
-
         if questions is None:
             return [Figure("word2vec", "word2vec", "", {}, "skipped: --to-quality needs `npdl download analogy`")]
-        return w2v_quality.run(settings, questions, root=root, words=words)
+        return time_to_quality(settings, questions, root=root, words=words)
     return throughput(settings, words, questions, root=root)
 
 
@@ -161,4 +159,57 @@ def throughput(settings: Settings, words: list[str] | None, questions, root=None
                 figures.append(Figure("word2vec", f"{kind} analogy accuracy after {epochs} epoch(s), {half} sections",
                                       "%", {k: [a[half] for a in v] for k, v in acc.items()},
                                       "3CosAdd, top 30k words; dev = even-numbered sections, report = odd"))
+    return figures
+
+
+# ---- time to quality ----------------------------------------------------------------------
+# word2vec time-to-quality: wall time for npdl and gensim to reach gensim's 5-epoch accuracy.
+#
+# The target is the analogy accuracy, on the report half of the sections
+# (``npdl.families.word2vec.bench.split_sections``), of gensim trained ``target_epochs`` (5) epochs. Then
+# each side trains runs of E = 1, 2, ... epochs - each a fresh run whose learning rate decays over
+# its own E epochs, as a user would plan it - until one reaches the target (npdl: up to
+# ``max_epochs``); its training time is that side's time-to-quality. gensim's own search ends at
+# the target run at the latest. Both sides use the same threads (npdl's ``threads`` = gensim's
+# ``workers``) and the same corpus and settings. Every run's accuracy on the development half,
+# the report half and the whole set is reported. One sample per side: this is minutes of work,
+# meant for a quiet machine (``npdl.families.word2vec.bench --to-quality``).
+def _search(train, target: float, questions, max_epochs: int, known: dict | None = None) -> dict:
+    """Epochs, seconds and accuracies of the first run (E = 1, 2, ...) reaching ``target`` (report half)."""
+    tried = []
+    for epochs in range(1, max_epochs + 1):
+        result = (known or {}).get(epochs) or train(epochs)
+        acc = accuracies(result, questions)
+        tried.append(f"{epochs}: {acc['report']:.2f}%")
+        if acc["report"] >= target:
+            return {"epochs": epochs, "seconds": result["seconds"], "acc": acc, "tried": tried}
+    return {"epochs": None, "seconds": None, "acc": acc, "tried": tried}
+
+
+def time_to_quality(settings: Settings, questions, root=None, words: list[str] | None = None, data: dict | None = None,
+        sentences: list[list[str]] | None = None, target_epochs: int = 5, max_epochs: int = 10,
+        kinds=("skipgram", "cbow")) -> list[Figure]:
+    """Figures per kind: seconds to the target per side (ratio npdl / gensim) and the accuracies reached."""
+    n = settings.threads
+    figures = []
+    for kind in kinds:
+        ref = _gensim(kind, target_epochs, words, n, sentences, data)
+        if ref is None:
+            figures.append(Figure("word2vec", f"{kind} time to quality", "", {}, "skipped: gensim not installed"))
+            continue
+        target = accuracies(ref, questions)["report"]
+        found = {"npdl": _search(lambda e: _npdl(kind, e, root, n, data), target, questions, max_epochs),
+                 "gensim": _search(lambda e: _gensim(kind, e, words, n, sentences, data), target, questions,
+                                   target_epochs, {target_epochs: ref})}
+        note = (f"target {target:.2f}% = gensim's {target_epochs}-epoch accuracy on the report half; "
+                f"threads = workers = {n}; report-half accuracy per epochs tried: "
+                + "; ".join(f"{k} {', '.join(v['tried'])}" for k, v in found.items()))
+        figures.append(Figure("word2vec", f"{kind} wall time to gensim's {target_epochs}-epoch analogy accuracy",
+                              "s", {k: [v["seconds"]] if v["seconds"] is not None else [] for k, v in found.items()},
+                              note, "<= 1"))
+        for half in HALVES:
+            figures.append(Figure("word2vec", f"{kind} accuracy of that run, {half} sections", "%",
+                                  {k: [v["acc"][half]] for k, v in found.items()},
+                                  "epochs: " + ", ".join(f"{k} {v['epochs'] or f'not reached in {max_epochs}'}"
+                                                         for k, v in found.items())))
     return figures
