@@ -22,8 +22,6 @@ def _experiment(source: str, runs_dir: Path, data_root: Path | None):
     the dataset's example batch, as ``npdl check`` does."""
     from npdl import config as cfgmod
     from npdl import experiment
-    from npdl.cli.train import _data_source
-    from npdl.data import download
     from npdl.runs import resolve
     from npdl.train import checkpoint
 
@@ -34,10 +32,8 @@ def _experiment(source: str, runs_dir: Path, data_root: Path | None):
     else:
         run = resolve(source, runs_dir)
         cfg = cfgmod.load(run.path / "config.yaml")
-    experiment.validate(cfg)
-    src = _data_source(cfg)
-    have_data = src is None or download.is_downloaded(src, data_root)
-    exp = experiment.build(cfg, data_root, prepare=have_data, run_dir=run.artifacts if run else None)
+    exp = experiment.build(cfg, data_root, prepare="auto", run_dir=run.artifacts if run else None)
+    have_data = exp.data.prepared   # "auto": read only when nothing needs downloading (as npdl check)
     if run is not None and run.checkpoint_path("last").is_file():
         exp.model.load_state_dict(checkpoint.load(run.checkpoint_path("last"))["model"])
     if have_data:
