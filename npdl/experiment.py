@@ -110,7 +110,8 @@ def build(cfg: Config, root=None, prepare: bool | str = True, run_dir=None) -> E
         # data errors of their own kind (DataError: not downloaded, corrupt) pass through as they are
         with config.located(cfg, "data", "while reading the data", only_plain=True):
             data.prepare(root)
-    settings = make_dataclass(TrainSettings, d.get("train"))
+    with config.located(cfg, "train"):  # e.g. train.loggers: tensorboard without its package
+        settings = make_dataclass(TrainSettings, d.get("train"))
     config.check_splits(cfg, settings, data)
     with config.located(cfg, "model"):
         model = MODELS.build(weights.without_init(d["model"]), **data.info())

@@ -33,7 +33,7 @@ def _experiment(source: str, runs_dir: Path, data_root: Path | None):
         run = resolve(source, runs_dir)
         cfg = cfgmod.load(run.path / "config.yaml")
     exp = experiment.build(cfg, data_root, prepare="auto", run_dir=run.artifacts if run else None)
-    have_data = exp.data.prepared
+    have_data = exp.data.prepared   # "auto": read only when nothing needs downloading (as npdl check)
     if run is not None and run.checkpoint_path("last").is_file():
         exp.model.load_state_dict(checkpoint.load(run.checkpoint_path("last"))["model"])
     if have_data:

@@ -110,6 +110,11 @@ def _fit(exp, run, resumed_state=None, source=None) -> None:
         raise
     console.print(_summary_table(run.name, summary, _epochs_done(exp, trainer)))
     console.print(f"run folder: {run.path}", soft_wrap=True)
+    loggers = exp.settings.loggers or ()
+    if "csv" in loggers:
+        console.print(f"metrics table: {run.path / 'metrics.csv'}", soft_wrap=True)
+    if "tensorboard" in loggers:
+        console.print(f"TensorBoard: tensorboard --logdir {run.path / 'tensorboard'}", soft_wrap=True)
 
 
 def _epochs_done(exp, trainer) -> float:

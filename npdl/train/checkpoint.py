@@ -299,7 +299,8 @@ def _nonneg_int(v) -> bool:
 
 
 def check_meta(meta) -> list[str]:
-    """Problems with the trainer's ``meta`` part (step, data position, wall time, best, early)."""
+    """Problems with the trainer's ``meta`` part (step, data position, wall time, extension states;
+    best and early are those of checkpoints written before extensions kept their own state)."""
     if not isinstance(meta, dict):
         return [f"'meta' must be an object, got {type(meta).__name__}"]
     out = []
@@ -327,6 +328,10 @@ def check_meta(meta) -> list[str]:
                                   and (early.get("best") is None or (isinstance(early.get("best"), (int, float))
                                                                      and not isinstance(early.get("best"), bool)))):
         out.append(f"meta.early: expected {{best: number, bad_evals: integer >= 0}}, got {early!r:.80}")
+    extensions = meta.get("extensions")  # each extension checks its own state when it loads it
+    if extensions is not None and not (isinstance(extensions, dict)
+                                       and all(isinstance(v, dict) for v in extensions.values())):
+        out.append(f"meta.extensions: expected an object of objects (one per extension), got {extensions!r:.80}")
     return out
 
 

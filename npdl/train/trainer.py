@@ -1,447 +1,323 @@
-"""The training loop. It knows no YAML and prints nothing: progress goes to ``callbacks``
-(the CLI draws bars from them), results go to the run directory.
+"""The training loop: a train step plus extensions (Chainer's ``Trainer.run``).
+
+    while not finished:   next micro-batches -> Updater.update (forward, backward, reduce, clip,
+                          optimizer) -> every extension whose trigger fires at "step"
+    after each epoch:     every extension whose trigger fires at "epoch"
+    at the end:           every extension whose trigger fires at "end"
+
+Evaluation, checkpoints, logs, early stopping, the NaN guard, health records, the schedule and
+progress are extensions (``train/extensions/``); ``standard`` builds the ones the settings ask
+for, ``extend`` adds more. The trainer knows no YAML and prints nothing: progress goes to
+``callbacks`` (the CLI draws bars from them), results go to the run directory.
 
 A run is reproducible from its directory alone (DESIGN principle 6): checkpoints carry the
-weights, optimizer state, schedule step, RNG state, the task's carried state and the data
-position (epoch, batch), and the data order is a pure function of (seed, epoch). So a run
-killed and resumed ends bit-identical to one never interrupted.
+weights, optimizer state, schedule step, RNG state, the task's carried state, the data
+position (epoch, batch) and every extension's state, and the data order is a pure function of
+(seed, epoch). So a run killed and resumed ends bit-identical to one never interrupted.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import signal
 import time
-from typing import Literal
 
 import numpy as np
 
 from npdl.atomic import atomic_write
-from npdl.core import random as _random
 from npdl.nn.module import evaluating
-from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
-from npdl.optim.optimizer import OptimizerStateError
-from npdl.runs import DiskFullError, Run, is_disk_full
-from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, did_you_mean
-from npdl.train import checkpoint, health
-from npdl.train.callbacks import Best, EarlyStopping, lookup
+from npdl.runs import Run, is_disk_full
+from npdl.train import checkpoint, interrupts, resume
+from npdl.train.callbacks import Best
+from npdl.train.extensions import make_trigger, standard
+from npdl.train.extensions.base import PRIORITY_DEFAULT
+from npdl.train.interrupts import TrainingInterrupted
+from npdl.train.settings import EarlyStoppingSettings, TrainSettings
+from npdl.train.updater import NonFinite, NonFiniteError, StepResult, Updater
 
-
-@dataclasses.dataclass
-class EarlyStoppingSettings:
-    """``train.early_stopping``: stop after ``patience`` evals without improving ``metric``."""
-
-    metric: str
-    mode: Literal["min", "max"] = "max"
-    patience: PositiveInt = 3
-    min_delta: NonNegativeFloat = 0.0
-
-
-@dataclasses.dataclass
-class TrainSettings:
-    """The ``train:`` section of a config."""
-
-    epochs: PositiveInt | None = None
-    max_steps: PositiveInt | None = None
-    grad_clip: PositiveFloat | None = None        # global L2 norm
-    grad_clip_value: PositiveFloat | None = None  # elementwise
-    grad_accum: PositiveInt = 1                   # micro-batches per optimizer step
-    eval_every: PositiveInt | None = None         # optimizer steps; None = end of each epoch
-    log_every: PositiveInt = 50
-    checkpoint_every: PositiveInt | None = None   # optimizer steps; 'last' is also saved every epoch
-    keep_last: NonNegativeInt = 2                 # step-N checkpoints kept
-    monitor: str | None = None                    # e.g. val.accuracy (default: the task's)
-    mode: Literal["min", "max"] | None = None
-    early_stopping: EarlyStoppingSettings | None = None
-    test_at_end: bool = True                      # evaluate the best checkpoint on 'test' at the end
-    eval_split: str = "val"                       # the split periodic evaluation uses
-    health_every: PositiveInt | None = None       # optimizer steps between health records (train/health.py)
-
-
-class NonFiniteError(RuntimeError):
-    """Training produced NaN/inf; the message names the step and the first non-finite tensor."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """Ctrl-C, SIGTERM or SIGHUP: a final checkpoint was written; ``npdl resume`` continues the run."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.signum = int(signum)
-
-
-# signals that mean "stop, please": each finishes the step and writes a final checkpoint
-_STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
-if hasattr(signal, "SIGHUP"):
-    _STOP_SIGNALS[signal.SIGHUP] = "SIGHUP"
-_RESTORE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+__all__ = ["EarlyStoppingSettings", "NonFiniteError", "Trainer", "TrainingInterrupted", "TrainSettings"]
 
 
 class Trainer:
-    """Runs optimizer steps of ``task`` until ``settings`` say stop, evaluating and checkpointing."""
+    """Runs optimizer steps of ``task`` until ``settings`` say stop, dispatching extensions."""
 
     def __init__(self, model, task, data, optimizer, scheduler, settings: TrainSettings, run: Run | None = None,
                  seed: int = 0, callbacks=()):
         self.model, self.task, self.data = model, task, data
         self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
-        self.run, self.seed, self.callbacks = run, seed, list(callbacks)
-        self.best = Best(self._qualified(settings.monitor or task.monitor[0]), settings.mode or task.monitor[1])
-        es = settings.early_stopping
-        self.early = EarlyStopping(self._qualified(es.metric), es.mode, es.patience, es.min_delta) if es else None
+        self.run, self.seed = run, seed
+        self.monitor = self.qualified(settings.monitor or task.monitor[0])
         self.step = self.epoch = self.batch_in_epoch = 0
-        self.history: list[dict] = []
-        self._stop_requested = False
+        self.history: list[dict] = []       # every event logged by this process
+        self.moment = ""                    # what the extensions are being called for (extensions/base.py)
+        self.observation: dict = {}         # this round's results, e.g. {"val": {"accuracy": ...}}
+        self.last_step: StepResult | None = None
+        self.nonfinite_info: NonFinite | None = None
+        self.last_saved_position: tuple | None = None   # (step, epoch, batch) that 'last' holds
+        self.updater = Updater(self)
+        self.extensions: list = []
+        self._triggers: dict[str, object] = {}
+        self._pending_states: dict[str, dict] = {}     # restored before the extension was added
+        self._stop_requested = self._stopping = False
         self._signal = signal.SIGINT
-        self._wall = 0.0
-        self._last_saved = -1
-        self._params: list | None = None  # filled at the first optimizer step
-        self._last_eval = -1
+        self._wall, self._clock = 0.0, None
+        for ext, trigger in standard(self, callbacks):
+            self.extend(ext, trigger)
 
-    def _qualified(self, metric: str) -> str:
+    def qualified(self, metric: str) -> str:
         """'accuracy' -> 'val.accuracy' (metrics without a split name the periodic eval split)."""
         return metric if "." in metric else f"{self.settings.eval_split}.{metric}"
 
-    # ---- checkpoints ---------------------------------------------------------------------
-    def state(self) -> dict:
-        return dict(
-            model=dict(self.model.state_dict()), optim=self.optimizer.state_dict(),
-            sched=self.scheduler.state_dict() if self.scheduler else {}, task=self.task.state_dict(),
-            meta={"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                  "rng": _random.get_rng_state(), "seed": self.seed, "wall": self._wall,
-                  "best": dataclasses.asdict(self.best), "last_eval": self._last_eval,
-                  "early": self.early.state_dict() if self.early else None})
+    # ---- extensions ----------------------------------------------------------------------
+    def extend(self, extension, trigger=None, name: str | None = None, priority: int | None = None) -> None:
+        """Add ``extension``, run when ``trigger`` fires (default: the extension's own ``trigger``).
 
-    def save(self, *names: str) -> None:
+        Extensions run by ``priority`` (default: the extension's own, else ``PRIORITY_DEFAULT``),
+        higher first, then in the order they were added: the schedule, logs and evaluation first
+        (``PRIORITY_WRITER``), yours next, checkpoints last (``PRIORITY_READER``), so a
+        checkpoint holds what every extension did in that round. Its state is kept in
+        checkpoints under ``name`` (default: its class's ``name``; made unique with a suffix)."""
+        base = name or getattr(extension, "default_name", None) or type(extension).__name__
+        name, i = base, 1
+        while name in self._triggers:
+            name, i = f"{base}_{i}", i + 1
+        extension.name = name
+        extension.priority = getattr(extension, "priority", PRIORITY_DEFAULT) if priority is None else priority
+        self._triggers[name] = make_trigger(trigger if trigger is not None else getattr(extension, "trigger", None))
+        at = next((i for i, e in enumerate(self.extensions) if e.priority < extension.priority), len(self.extensions))
+        self.extensions.insert(at, extension)
+        if name in self._pending_states:
+            resume.load_extension(extension, self._pending_states.pop(name))
+
+    def get_extension(self, name: str):
+        """The extension registered under ``name`` (KeyError when none is)."""
+        for ext in self.extensions:
+            if ext.name == name:
+                return ext
+        raise KeyError(name)
+
+    def _round(self, moment: str) -> None:
+        """Call every extension whose trigger fires at ``moment``, in order; a ``stop()`` (early
+        stopping) ends the round. Then a pending stop signal fires ``signal`` and interrupts
+        (unless training is ending anyway)."""
+        self.observation = {}
+        self.fire(moment)
+        if self._stop_requested and not self._stopping and moment in ("step", "epoch"):
+            self.fire("signal")
+            self._stop_clock()
+            raise TrainingInterrupted(f"interrupted ({interrupts.STOP_SIGNALS.get(self._signal, 'signal')}) at step "
+                                      f"{self.step}", self._signal)
+
+    def fire(self, moment: str) -> None:
+        """Run the extensions whose trigger fires at ``moment`` (a round, or an event such as
+        ``eval`` inside one); the moment of the caller is restored afterwards."""
+        outer, self.moment = self.moment, moment
+        try:
+            for ext in self.extensions:
+                if self._stopping and moment in ("step", "epoch"):
+                    break
+                if self._triggers[ext.name].fires(self):
+                    ext(self)
+        finally:
+            self.moment = outer
+
+    def stop(self) -> None:
+        """Ask the loop to end after this round (the ``end`` moment still runs)."""
+        self._stopping = True
+
+    def emit(self, hook: str, *args) -> None:
+        """Tell the display callbacks (``extensions/progress.py``) something, e.g. ``on_message``."""
+        for ext in self.extensions:
+            notify = getattr(ext, "notify", None)
+            if notify is not None:
+                notify(self, hook, *args)
+
+    def log(self, event: dict) -> None:
+        """Record ``event`` in ``history`` and hand it to every logger (metrics.jsonl, CSV, ...)."""
+        self.history.append(event)
+        for ext in self.extensions:
+            write = getattr(ext, "write", None)
+            if write is not None:
+                write(self, event)
+
+    def nonfinite(self, info: NonFinite) -> None:
+        """A step met a non-finite value: fire ``nan`` (the NaN guard stops with a diagnosis);
+        the step is never applied, so stop here even without a guard."""
+        self.nonfinite_info = info
+        self.fire("nan")
+        raise NonFiniteError(f"non-finite value at step {self.step + 1}: {info.what}")
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        self.emit("on_eval_start", split)  # progress displays show the pause (and leave it out of items/s)
+        try:
+            with evaluating(self.model):
+                return self.task.evaluate(split)
+        finally:
+            self.emit("on_eval_end", split)
+
+    @property
+    def best(self) -> Best:
+        """The best-checkpoint tracker (metric, mode, value, step)."""
+        try:
+            return self.get_extension("best_checkpoint").best
+        except KeyError:
+            return Best(self.monitor, self.settings.mode or self.task.monitor[1])
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        return self.step, self.epoch, self.batch_in_epoch
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    @property
+    def wall(self) -> float:
+        """Seconds spent in the training loop, over every process that trained this run."""
+        return self._wall + (time.perf_counter() - self._clock if self._clock is not None else 0.0)
+
+    def _stop_clock(self) -> None:
+        self._wall, self._clock = self.wall, None
+
+    def state(self) -> dict:
+        """Everything a checkpoint holds (``train/resume.py``)."""
+        return resume.state(self)
+
+    def save(self, *names: str, keep_last: int | None = None) -> None:
         """Checkpoint the current state as each of ``names`` ('last', 'best', 'step-N'):
-        serialised once, the other names get copies of the same bytes."""
+        serialised once, the other names get copies of the same bytes. Of the step-N files the
+        newest ``keep_last`` (default ``settings.keep_last``) are kept."""
         if self.run is None:
             return
         first = checkpoint.save(self.run.checkpoint_path(names[0]), **self.state())
         for which in names[1:]:
             atomic_write(self.run.checkpoint_path(which), first.read_bytes())
         if "last" in names:
-            self._last_saved = self.step
+            self.last_saved_position = self.position
         if any(which.startswith("step-") for which in names):
+            keep = self.settings.keep_last if keep_last is None else keep_last
             steps = sorted(self.run.checkpoints.glob("step-*.npz"))
-            for old in steps[: max(len(steps) - self.settings.keep_last, 0)]:
+            for old in steps[: max(len(steps) - keep, 0)]:
                 old.unlink(missing_ok=True)
 
     def restore(self, state: dict, weights_only: bool = False, source=None) -> None:
         """Load a checkpoint's parts (``checkpoint.load`` output, its meta already validated there);
-        the model and optimizer checks are strict.
+        the model and optimizer checks are strict, and each extension gets its state back.
 
         Raises:
             StateDictError, OptimizerStateError: listing every mismatch.
             checkpoint.CheckpointError: a part this run cannot use, naming ``source`` and the part.
         """
-        self.model.load_state_dict(state["model"])
-        if weights_only:
-            return
-        where = f"{source}: " if source is not None else ""
-        if "optim" not in state or "meta" not in state:
-            raise checkpoint.CheckpointError(f"{where}no {'optim' if 'optim' not in state else 'meta'} part: "
-                                             "holds weights only, cannot continue training from it")
-        try:
-            self.optimizer.load_state_dict(state["optim"])
-        except OptimizerStateError as exc:
-            raise checkpoint.CheckpointError(f"{where}optim: {exc}") from None
-        part = "sched"
-        try:
-            if self.scheduler and state.get("sched"):
-                self.scheduler.load_state_dict(state["sched"])
-            part = "task"
-            self.task.load_state_dict(state.get("task") or {})
-            part = "meta.rng"
-            meta = state["meta"]
-            _random.set_rng_state(meta["rng"])
-            part = "meta.early"
-            if self.early and meta.get("early"):
-                self.early.load_state_dict(meta["early"])
-        except _RESTORE_ERRORS as exc:
-            raise checkpoint.CheckpointError(f"{where}{part}: does not fit this run ({type(exc).__name__}: "
-                                             f"{str(exc)[:200]})") from None
-        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-        self._wall = float(meta.get("wall", 0.0))
-        if meta.get("best") is not None:
-            self.best = Best(**meta["best"])
-        self._last_saved = self.step  # 'last' holds exactly this state
-        last_eval = meta.get("last_eval")
-        if isinstance(last_eval, int) and not isinstance(last_eval, bool):
-            self._last_eval = last_eval
-        elif self.run is not None and any(self._is_periodic_eval(e) for e in self.run.metrics()):
-            self._last_eval = self.step  # a checkpoint from before 'last_eval' was saved: assume it was
+        resume.restore(self, state, weights_only, source)
 
-    def _is_periodic_eval(self, event: dict) -> bool:
-        return (event.get("event") == "eval" and event.get("split") == self.settings.eval_split
-                and event.get("step") == self.step)
+    def restore_wall(self, seconds: float) -> None:
+        self._wall, self._clock = seconds, None
+
+    def load_extension_state(self, name: str, state, where: str = "") -> None:
+        """Give extension ``name`` its checkpointed state (kept for later if it is not added yet)."""
+        try:
+            ext = self.get_extension(name)
+        except KeyError:
+            self._pending_states[name] = state
+            return
+        resume.load_extension(ext, state, where)
 
     def logged_after_checkpoint(self, event: dict) -> bool:
         """Whether a metrics event was logged after the restored checkpoint was written (so the
         resumed run logs it again): a later step, the final test evaluation, or the evaluation
         at the checkpoint's own step when the checkpoint was written before it."""
-        step = event.get("step")
-        if not isinstance(step, (int, float)) or isinstance(step, bool):
-            return False
-        if step != self.step:
-            return step > self.step
-        return event.get("event") == "eval" and (
-            event.get("split") == "test" or (self._is_periodic_eval(event) and self._last_eval != self.step))
-
-    # ---- events ------------------------------------------------------------------------
-    def _emit(self, hook: str, *args) -> None:
-        for cb in self.callbacks:
-            fn = getattr(cb, hook, None)
-            if fn is not None:
-                fn(self, *args)
-
-    def _log(self, event: dict) -> None:
-        self.history.append(event)
-        if self.run is not None:
-            self.run.log(event)
-
-    def evaluate(self, split: str) -> dict[str, float]:
-        self._emit("on_eval_start", split)  # progress displays show the pause (and leave it out of items/s)
-        try:
-            with evaluating(self.model):
-                return self.task.evaluate(split)
-        finally:
-            self._emit("on_eval_end", split)
+        return resume.logged_after_checkpoint(self, event)
 
     # ---- the loop ------------------------------------------------------------------------
     def _finished(self) -> bool:
         s = self.settings
-        if s.max_steps is not None and self.step >= s.max_steps:
+        if self._stopping or (s.max_steps is not None and self.step >= s.max_steps):
             return True
         return s.epochs is not None and self.epoch >= s.epochs
 
-    def _on_sigint(self, signum, frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
         if self._stop_requested:  # a second Ctrl-C: stop right now
             raise KeyboardInterrupt
         self._stop_requested = True
         self._signal = signum
-        name = _STOP_SIGNALS.get(signum, f"signal {signum}")
-        self._emit("on_message", f"{name}: finishing this step and writing a checkpoint (Ctrl-C again to abort)")
-
-    def _disk_full(self, exc: OSError) -> DiskFullError:
-        """What a user needs after ENOSPC: the file, the checkpoint that survived, what to do."""
-        last = self.run.checkpoint_path("last")
-        step = None
-        if last.is_file():
-            step = self._last_saved if self._last_saved >= 0 else checkpoint.read_step(last)
-        kept = (f"the last checkpoint that survived is step {step}: {last}; free some space, then continue "
-                f"with: npdl resume {self.run.path}" if step is not None else
-                "no checkpoint was written yet; free some space, then start the run again with npdl train")
-        return DiskFullError(f"disk full: could not write {exc.filename or 'a run file'} "
-                             f"({exc.strerror or exc}); {kept}")
+        self.emit("on_message", f"{interrupts.signal_name(signum)}: finishing this step and writing a checkpoint "
+                                "(Ctrl-C again to abort)")
 
     def fit(self) -> dict:
         """Train to the end (or until stopped); returns the summary. Raises ``NonFiniteError`` or
         ``TrainingInterrupted`` after writing what can be kept."""
         if self.settings.epochs is None and self.settings.max_steps is None:
             raise ValueError("train: set epochs or max_steps")
-        previous = {}
-        try:  # SIGTERM (kill, timeout, a batch scheduler) and SIGHUP (a closed terminal) act as Ctrl-C
-            for signum in _STOP_SIGNALS:
-                previous[signum] = signal.getsignal(signum)
-                signal.signal(signum, self._on_sigint)
-        except ValueError:  # not the main thread (e.g. tests): signal handling stays default
-            previous = {}
         self.model.train()
-        self._emit("on_train_start")
         try:
             # overflow shows up as a non-finite loss or gradient, which the NaN guard reports
             # with the step and the tensor; NumPy's own warnings would only add noise
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with interrupts.stop_signals(self._on_signal), self._extensions_open(), \
+                    np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self._clock = time.perf_counter()
                 self._loop()
-            return self._finish()
+                self._stop_clock()
+                self._round("end")
+                return self._summary()
         except OSError as exc:
             if self.run is not None and is_disk_full(exc):
-                raise self._disk_full(exc) from None
+                saved = self.last_saved_position[0] if self.last_saved_position else None
+                raise interrupts.disk_full(self.run, saved, exc) from None
             raise
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            self._stop_clock()
+
+    @contextlib.contextmanager
+    def _extensions_open(self):
+        """``initialize`` every extension, and ``finalize`` each however training ends; when training
+        failed, a finalize error is not raised (the first error is the one to see)."""
+        for ext in self.extensions:
+            if hasattr(ext, "initialize"):
+                ext.initialize(self)
+        try:
+            yield
+        except BaseException:
+            self._finalize(failing=True)
+            raise
+        self._finalize(failing=False)
+
+    def _finalize(self, failing: bool) -> None:
+        for ext in [e for e in self.extensions if hasattr(e, "finalize")]:
+            try:
+                ext.finalize(self)
+            except Exception:
+                if not failing:
+                    raise
 
     def _loop(self) -> None:
-        s = self.settings
-        accum = s.grad_accum
-        started = time.perf_counter()
-        window_items, window_start = 0, time.perf_counter()
         while not self._finished():
-            loader = self.data.loader("train")
-            self.task.start_epoch(self.epoch, resumed=self.batch_in_epoch > 0)
-            micro = 0
-            for batch in loader.batches(self.epoch, start=self.batch_in_epoch, seed=self.seed):
-                check = s.health_every and (self.step + 1) % s.health_every == 0  # this step records health
-                with health.capture(self.model) if check else contextlib.nullcontext() as acts:
-                    loss, n_items = self.task.train_step(batch)
-                value = float(loss.item())
-                if not math.isfinite(value):
-                    self._nonfinite(f"loss = {value}", batch)
-                (loss * (1.0 / accum) if accum > 1 else loss).backward()
-                self.batch_in_epoch += 1
-                micro += 1
-                window_items += n_items
-                if micro < accum and self.batch_in_epoch < len(loader):
-                    continue
-                micro = 0
-                probe = health.Probe(self.model, acts) if check else None  # grad norms, weights before
-                lr = self._optimizer_step()
-                if probe is not None:
-                    self._log({"event": "health", "step": self.step, "epoch": self.epoch, **probe.finish(lr)})
-                if self.step % s.log_every == 0 or self.step == 1:
-                    now = time.perf_counter()
-                    event = {"event": "train", "step": self.step, "epoch": self.epoch, "loss": value, "lr": lr,
-                             "throughput": window_items / max(now - window_start, 1e-9)}
-                    self._log(event)
-                    window_items, window_start = 0, now
-                self._emit("on_step", value, n_items)
-                if s.eval_every and self.step % s.eval_every == 0 and self._eval_and_track():
-                    self._wall_update(started)
-                    return
-                if s.checkpoint_every and self.step % s.checkpoint_every == 0:
-                    self._wall_update(started)
-                    started = time.perf_counter()
-                    self.save(f"step-{self.step}", "last")
-                if self._stop_requested:
-                    self._wall_update(started)
-                    self.save("last")
-                    raise TrainingInterrupted(f"interrupted ({_STOP_SIGNALS.get(self._signal, 'signal')}) at step "
-                                              f"{self.step}", self._signal)
-                if s.max_steps is not None and self.step >= s.max_steps:
-                    break
-            else:
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                if not s.eval_every and self._eval_and_track():
-                    self._wall_update(started)
-                    return
-                self._wall_update(started)
-                started = time.perf_counter()
-                self.save("last")
-                continue
-            break
-        self._wall_update(started)
-        if self._last_eval != self.step:  # stopped by max_steps mid-epoch: evaluate the final weights too
-            self._eval_and_track()
-        if self._last_saved != self.step:  # ... and keep them as 'last'
-            self.save("last")
+            if not self._train_epoch():  # stopped inside the epoch (max_steps, early stopping)
+                return
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self._round("epoch")
 
-    def _wall_update(self, started: float) -> None:
-        self._wall += time.perf_counter() - started
-
-    def _optimizer_step(self) -> float:
-        """Clip, check, update, advance the schedule; returns the lr this step used."""
-        s = self.settings
-        if self._params is None:  # the parameters are fixed once the model is built
-            self._params = list(self.model.parameters())
-        params = self._params
-        if s.grad_clip_value:
-            clip_grad_value_(params, s.grad_clip_value)
-        # the norm is checked every step, clipping or not: a non-finite gradient must never
-        # reach the weights (the next checkpoint would then save them as the 'last good' one)
-        norm = clip_grad_norm_(params, s.grad_clip) if s.grad_clip else grad_norm(params)
-        if not math.isfinite(norm):
-            bad = next((n for n, p in self.model.named_parameters()
-                        if p.grad is not None and not _finite_grad(p.grad)), "?")
-            self._nonfinite(f"gradient norm = {norm}; first non-finite gradient: {bad}", None)
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        self.step += 1
-        if self.scheduler is not None:
-            self.scheduler.step()
-        return lr
-
-    def _eval_and_track(self) -> bool:
-        """Evaluate, log, keep the best checkpoint; True when early stopping says stop."""
-        split = self.settings.eval_split
-        if split not in self.data.splits():
-            return False
-        metrics = self.evaluate(split)
-        self._last_eval = self.step
-        self._log({"event": "eval", "split": split, "step": self.step, "epoch": self.epoch, **metrics})
-        self._emit("on_eval", split, metrics)
-        self._check_metric_names({split: metrics})
-        value = lookup({split: metrics}, self.best.metric)
-        if value is not None and hasattr(getattr(self.scheduler, "schedule", None), "observe"):
-            self.scheduler.observe(value)  # reduce_on_plateau: applies a reduction right away
-        if self.best.update(value, self.step):
-            self.save("best")
-        if self.early is not None:
-            v = lookup({split: metrics}, self.early.metric)
-            if v is not None and self.early.should_stop(v):
-                self._emit("on_message", f"early stopping: {self.early.metric} has not improved for "
-                                         f"{self.early.patience} evaluations")
-                self.save("last")
+    def _train_epoch(self) -> bool:
+        """Steps until the epoch's batches run out (True) or training should stop (False)."""
+        loader = self.data.loader("train")
+        self.task.start_epoch(self.epoch, resumed=self.batch_in_epoch > 0)
+        batches = iter(loader.batches(self.epoch, start=self.batch_in_epoch, seed=self.seed))
+        n_batches = len(loader)
+        while True:
+            result = self.updater.update(batches, n_batches)
+            if result is None:
                 return True
-        return False
+            self.last_step = result
+            self._round("step")
+            if self._finished():
+                return False
 
-    def _check_metric_names(self, metrics: dict) -> None:
-        """A monitored metric the evaluation does not produce is an error, not a silent no-op.
-
-        (Configs are checked against ``Task.metric_names`` before training; this catches Python
-        callers and tasks that do not declare their metrics.)"""
-        wanted = [("train.monitor", self.best.metric)]
-        if self.early is not None:
-            wanted.append(("train.early_stopping.metric", self.early.metric))
-        for key, name in wanted:
-            if lookup(metrics, name) is None:
-                have = ", ".join(f"{s}.{k}" for s, m in metrics.items() for k in m)
-                raise ValueError(f"{key}: '{name}' is not a metric of this run's evaluation "
-                                  f"(available: {have}){did_you_mean(name, have.split(', '))}")
-
-    def _nonfinite(self, what: str, batch) -> None:
-        """Stop: name the step and the first non-finite tensor; keep the last good checkpoint."""
-        where = ""
-        bad_param = next((n for n, p in self.model.named_parameters() if not np.isfinite(p.data).all()), None)
-        if bad_param:
-            where = f"; first non-finite parameter: {bad_param}"
-        elif batch is not None:
-            from npdl.nn.trace import first_nonfinite, trace
-            import npdl
-
-            with npdl.no_grad(), trace(self.model) as records:
-                try:
-                    self.task.dry_run(batch)
-                except Exception:  # noqa: BLE001 - diagnosis only
-                    pass
-            rec = first_nonfinite(records)
-            if rec is not None:
-                where = f"; first non-finite output: {rec.name} ({rec.kind})"
-        msg = f"non-finite value at step {self.step + 1} (epoch {self.epoch}, batch {self.batch_in_epoch}): {what}{where}"
-        if self.run is not None:
-            self.run.set_status("stopped_nan", error=msg, steps=self.step)
-        raise NonFiniteError(msg)
-
-    def _finish(self) -> dict:
-        test = None
-        if self.settings.test_at_end and "test" in self.data.splits():
-            best_path = self.run.checkpoint_path("best") if self.run else None
-            if best_path is not None and best_path.is_file():
-                current = self.model.state_dict()
-                current = {k: v.copy() for k, v in current.items()}
-                self.model.load_state_dict(checkpoint.load(best_path, model=self.model)["model"])
-                test = self.evaluate("test")
-                self.model.load_state_dict(current)
-            else:
-                test = self.evaluate("test")
-            self._log({"event": "eval", "split": "test", "step": self.step, "epoch": self.epoch, **test})
-            self._emit("on_eval", "test", test)
+    def _summary(self) -> dict:
         events = self.history if self.run is None else self.run.metrics()  # a resumed run's history is on disk
-        last_eval = next((e for e in reversed(events) if e.get("event") == "eval"
-                          and e.get("split") == self.settings.eval_split), None)
+        split = self.settings.eval_split
+        last_eval = next((e for e in reversed(events) if e.get("event") == "eval" and e.get("split") == split), None)
         summary = {"steps": self.step, "epochs": self.epoch, "wall_seconds": round(self._wall, 2),
-                   "best": dataclasses.asdict(self.best), "test": test,
+                   "best": dataclasses.asdict(self.best), "test": self.observation.get("test"),
                    "last_eval": {k: v for k, v in (last_eval or {}).items() if k not in ("event",)}}
         if self.run is not None:
             self.run.write_summary(summary)
             self.run.set_status("completed", steps=self.step)
-        self._emit("on_train_end", summary)
+        self.emit("on_train_end", summary)
         return summary
-
-
-def _finite_grad(g) -> bool:
-    values = g.values if hasattr(g, "values") and not isinstance(g, np.ndarray) else g
-    return bool(np.isfinite(values).all())
