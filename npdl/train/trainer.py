@@ -24,7 +24,7 @@ from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from npdl.optim.optimizer import OptimizerStateError
 from npdl.runs import DiskFullError, Run, is_disk_full
 from npdl.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, did_you_mean
-from npdl.train import checkpoint, health
+from npdl.train import checkpoint, distributed, health  # [distributed]
 from npdl.train.callbacks import Best, EarlyStopping, lookup
 
 
@@ -82,8 +82,10 @@ class Trainer:
     """Runs optimizer steps of ``task`` until ``settings`` say stop, evaluating and checkpointing."""
 
     def __init__(self, model, task, data, optimizer, scheduler, settings: TrainSettings, run: Run | None = None,
-                 seed: int = 0, callbacks=()):
+                 seed: int = 0, callbacks=(), dist=None):
         self.model, self.task, self.data = model, task, data
+        self.dist = dist if dist is not None else distributed.LOCAL  # [distributed] world of 1 = no-op hooks
+        self.data = self.dist.attach(model, data, seed)  # [distributed] bcast weights, rank RNG, train rows
         self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
         self.run, self.seed, self.callbacks = run, seed, list(callbacks)
         self.best = Best(self._qualified(settings.monitor or task.monitor[0]), settings.mode or task.monitor[1])
@@ -106,11 +108,13 @@ class Trainer:
     def state(self) -> dict:
         return dict(
             model=dict(self.model.state_dict()), optim=self.optimizer.state_dict(),
-            sched=self.scheduler.state_dict() if self.scheduler else {}, task=self.task.state_dict(),
+            sched=self.scheduler.state_dict() if self.scheduler else {},
+            task=self.dist.gather_task_state(self.task.state_dict()),  # [distributed] all ranks' rows
             meta={"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                   "rng": _random.get_rng_state(), "seed": self.seed, "wall": self._wall,
                   "best": dataclasses.asdict(self.best), "last_eval": self._last_eval,
-                  "early": self.early.state_dict() if self.early else None})
+                  "early": self.early.state_dict() if self.early else None,
+                  **self.dist.checkpoint_meta()})  # [distributed] world_size, every rank's RNG
 
     def save(self, *names: str) -> None:
         """Checkpoint the current state as each of ``names`` ('last', 'best', 'step-N'):
@@ -151,10 +155,11 @@ class Trainer:
             if self.scheduler and state.get("sched"):
                 self.scheduler.load_state_dict(state["sched"])
             part = "task"
-            self.task.load_state_dict(state.get("task") or {})
+            self.task.load_state_dict(self.dist.scatter_task_state(state.get("task") or {}))  # [distributed]
             part = "meta.rng"
             meta = state["meta"]
             _random.set_rng_state(meta["rng"])
+            self.dist.restore_meta(meta)  # [distributed] this rank's RNG
             part = "meta.early"
             if self.early and meta.get("early"):
                 self.early.load_state_dict(meta["early"])
@@ -204,7 +209,7 @@ class Trainer:
         self._emit("on_eval_start", split)  # progress displays show the pause (and leave it out of items/s)
         try:
             with evaluating(self.model):
-                return self.task.evaluate(split)
+                return self.dist.evaluate(self.task, split)  # [distributed] sharded, reduced as sums
         finally:
             self._emit("on_eval_end", split)
 
@@ -276,7 +281,7 @@ class Trainer:
                 check = s.health_every and (self.step + 1) % s.health_every == 0  # this step records health
                 with health.capture(self.model) if check else contextlib.nullcontext() as acts:
                     loss, n_items = self.task.train_step(batch)
-                value = float(loss.item())
+                loss, value, n_items = self.dist.combine_loss(loss, n_items)  # [distributed] global value
                 if not math.isfinite(value):
                     self._nonfinite(f"loss = {value}", batch)
                 (loss * (1.0 / accum) if accum > 1 else loss).backward()
@@ -304,7 +309,7 @@ class Trainer:
                     self._wall_update(started)
                     started = time.perf_counter()
                     self.save(f"step-{self.step}", "last")
-                if self._stop_requested:
+                if self.dist.should_stop(self._stop_requested):  # [distributed] agreed by all ranks
                     self._wall_update(started)
                     self.save("last")
                     raise TrainingInterrupted(f"interrupted ({_STOP_SIGNALS.get(self._signal, 'signal')}) at step "
@@ -337,6 +342,7 @@ class Trainer:
         if self._params is None:  # the parameters are fixed once the model is built
             self._params = list(self.model.parameters())
         params = self._params
+        self.dist.reduce_gradients(params)  # [distributed] sum over ranks (losses were scaled by n_r / n)
         if s.grad_clip_value:
             clip_grad_value_(params, s.grad_clip_value)
         # the norm is checked every step, clipping or not: a non-finite gradient must never
