@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npdl.cli.launch import mpiexec_path
+from npdl.train.distributed import mpiexec_path
 from npdl.train import checkpoint
 from tests.conftest import tiny_config, write_config
 
@@ -225,3 +225,12 @@ def test_gradient_sums_dense_buckets_and_sparse_rows(tmp_path):
         np.testing.assert_allclose(way["dense"], want_dense, rtol=1e-6)
         assert way["rows"] == sorted(union) and way["none"]
         np.testing.assert_allclose(way["values"], want_table[sorted(union)], rtol=1e-5, atol=1e-6)
+
+
+def test_bench_dp_runs_both_sides(tmp_path):
+    """``npdl bench dp --quick``: both sides measured in one run, ratios and the break-even line."""
+    res = npdl(tmp_path, "bench", "dp", "--quick", "--threads", "2", "--json", tmp_path / "dp.json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "dp.json").read_text())
+    text = json.dumps(doc)
+    assert "transformer step" in text and "mlp step" in text and "break-even" in text

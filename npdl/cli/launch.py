@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,16 +27,11 @@ from pathlib import Path
 import typer
 
 from npdl.cli.app import classify, err_console, fail
+from npdl.train.distributed import mpiexec_path
 
 GRACE = 3.0          # seconds a failing rank waits for the others before MPI_Abort
 PROCS_HELP = "Train on N processes (MPI data parallelism; the config's batch size stays the global batch)."
 _STATE: dict = {"stderr": None}
-
-
-def mpiexec_path() -> str | None:
-    """The venv's mpiexec (the MPICH wheel puts it beside python), else one on PATH."""
-    here = Path(sys.executable).parent / "mpiexec"
-    return str(here) if here.is_file() else shutil.which("mpiexec")
 
 
 def check_available() -> str:

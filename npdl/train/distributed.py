@@ -46,6 +46,16 @@ _LAUNCHER_ENV = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRAN
 INSTALL_HINT = 'pip install mpi4py mpich  (or: pip install -e ".[mpi]")'
 
 
+def mpiexec_path() -> str | None:
+    """The venv's mpiexec (the MPICH wheel puts it beside python), else one on PATH."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.is_file() else shutil.which("mpiexec")
+
+
 def launched_by_mpi() -> bool:
     """Whether an MPI launcher (mpiexec/mpirun/srun) started this process with more than one rank."""
     for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
