@@ -79,9 +79,9 @@ class Experiment:
     total_steps: int
     warnings: list[str] = dataclasses.field(default_factory=list)  # for the CLI to show (e.g. warmup cut)
 
-    def trainer(self, run=None, callbacks=()) -> Trainer:
+    def trainer(self, run=None, callbacks=(), dist=None) -> Trainer:
         return Trainer(self.model, self.task, self.data, self.optimizer, self.scheduler, self.settings, run=run,
-                       seed=self.seed, callbacks=callbacks)
+                       seed=self.seed, callbacks=callbacks, dist=dist)
 
 
 def build(cfg: Config, root=None, prepare: bool | str = True, run_dir=None) -> Experiment:

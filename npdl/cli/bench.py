@@ -19,6 +19,7 @@ BENCHMARKS = {
     "transformer": "npdl.families.text_classification.bench",
     "beam": "npdl.families.seq2seq.bench",
     "word2vec": "npdl.families.word2vec.bench",
+    "dp": "npdl.bench.dp",
 }
 
 

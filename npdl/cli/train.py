@@ -13,6 +13,7 @@ from rich.text import Text
 
 from npdl.atomic import atomic_write
 from npdl.cli.app import command, console, err_console, fail, stage, warn
+from npdl.cli import launch
 from npdl.cli.arguments import check_checkpoint, regular_file
 from npdl.cli.progress import ProgressReporter, fmt_epochs, fmt_metrics
 
@@ -71,21 +72,25 @@ def _kept_checkpoint(run) -> str:
     return f"the last good checkpoint (step {step}) is kept: {last}"
 
 
-def _fit(exp, run, resumed_state=None, source=None) -> None:
+def _fit(exp, run, resumed_state=None, source=None, comm=None) -> None:
     import os
     import socket
 
     from npdl.runs import DiskFullError
+    from npdl.train.distributed import LOCAL
     from npdl.train.trainer import NonFiniteError, TrainingInterrupted
 
+    comm = comm or LOCAL
     reporter = ProgressReporter(console, exp.total_steps, unit=getattr(exp.data, "unit", "items"))
-    trainer = exp.trainer(run, callbacks=[reporter])
+    trainer = exp.trainer(run, callbacks=[reporter] if comm.root else [], dist=comm)
+    hosts = comm.hosts() if comm.mpi is not None else None  # collective: every rank
     if resumed_state is not None:
         trainer.restore(resumed_state, source=source)  # raises before anything in the run changes
         dropped = run.truncate_metrics(trainer.step, trainer.logged_after_checkpoint)
         run.update_manifest(status="running", resumed=True, pid=os.getpid(), host=socket.gethostname())
         console.print(f"resuming {run.name} at step {trainer.step} (epoch {trainer.epoch}, batch {trainer.batch_in_epoch})"
                       + (f"; {dropped} events logged after that step removed" if dropped else ""))
+    run.update_manifest(world_size=comm.size, **({"hosts": hosts} if hosts else {}))
     try:
         with stage(f"training {run.name}"):
             summary = trainer.fit()
@@ -133,14 +138,32 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
           resume: str = typer.Option(None, "--resume", help="Continue this run instead of starting one.",
                                      metavar="RUN"),
-          data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
+          data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
+          procs: int = typer.Option(1, "--procs", min=1, help=launch.PROCS_HELP, metavar="N")):
     """Train the model a YAML config describes; everything lands in runs/<name>-<time>/."""
     if resume:
         if config is not None or set_ or name:
             raise fail("--resume continues a run exactly as it was configured: give no CONFIG, --set or --name")
-        return _resume(resume, runs_dir, data_root)
+        return _resume(resume, runs_dir, data_root, procs)
     if config is None:
         raise fail("give a CONFIG file to train (or --resume RUN)")
+    if _relaunch(procs):
+        args = ["train", str(config), *[a for v in set_ or [] for a in ("--set", v)], "--runs-dir", str(runs_dir)]
+        args += (["--name", name] if name else []) + (["--data-root", str(data_root)] if data_root else [])
+        launch.spawn(procs, args)
+    comm = launch.rank_world()
+    with launch.guard(comm):
+        _train(config, set_, name, runs_dir, data_root, comm)
+
+
+def _relaunch(procs: int) -> bool:
+    """``--procs N`` from a plain process: start N ranks (under mpiexec already: we are one)."""
+    from npdl.train.distributed import launched_by_mpi
+
+    return procs > 1 and not launched_by_mpi()
+
+
+def _train(config: Path, set_, name, runs_dir: Path, data_root, comm) -> None:
     from npdl import experiment
     from npdl.runs import DiskFullError, Run, check_name, is_disk_full
 
@@ -150,7 +173,14 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
     check_name(cfg.data.get("name"), runs_dir)       # the config's own name: checked before any work
     with stage(f"building the model and data of {config}"):
         exp = experiment.build(cfg, data_root)      # validates and reads data before a run folder exists
+    if not comm.root:  # only rank 0 writes the run folder
+        from npdl.train.sharding import ShadowRun
+
+        _warn(exp)
+        return _fit(exp, ShadowRun(launch.announce(comm, None)), comm=comm)
     run = Run.create(runs_dir, cfg.data["name"])
+    if comm.mpi is not None:
+        launch.announce(comm, run.path)
     with run.lock():
         try:
             run.write_config(cfg.to_yaml())
@@ -163,8 +193,9 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
                                 f"no checkpoint was written yet; free some space, then start again "
                                 f"(the incomplete folder {run.path} can be deleted)") from None
         _warn(exp)
-        console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps")
-        _fit(exp, run)
+        ranks = f" on {comm.size} processes" if comm.size > 1 else ""
+        console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps{ranks}")
+        _fit(exp, run, comm=comm)
 
 
 def _warn(exp) -> None:
@@ -181,11 +212,30 @@ def _open_run(spec: str, runs_dir: Path):
     return run, cfg
 
 
-def _resume(spec: str, runs_dir: Path, data_root: Path | None) -> None:
+def _resume(spec: str, runs_dir: Path, data_root: Path | None, procs: int = 1) -> None:
+    if _relaunch(procs):
+        launch.spawn(procs, ["resume", str(spec), "--runs-dir", str(runs_dir)]
+                     + (["--data-root", str(data_root)] if data_root else []))
+    comm = launch.rank_world()
+    with launch.guard(comm):
+        _resume_rank(spec, runs_dir, data_root, comm)
+
+
+def _resume_rank(spec: str, runs_dir: Path, data_root: Path | None, comm) -> None:
     from npdl import experiment
     from npdl.train import checkpoint
 
     run, cfg = _open_run(spec, runs_dir)
+    if not comm.root:  # every rank reads the run folder; only rank 0 writes it
+        from npdl.train.sharding import ShadowRun
+
+        launch.announce(comm, None)
+        exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
+        last = run.checkpoint_path("last")
+        state = checkpoint.load(last, model=exp.model, optimizer=exp.optimizer, require=("model", "optim", "meta"))
+        return _fit(exp, ShadowRun(run.path), resumed_state=state, source=last, comm=comm)
+    if comm.mpi is not None:
+        launch.announce(comm, run.path)
     with run.lock():  # one writer: a second resume of a run still training stops here, naming it
         status = run.manifest().get("status")
         if status == "completed":
@@ -197,15 +247,17 @@ def _resume(spec: str, runs_dir: Path, data_root: Path | None) -> None:
             exp = experiment.build(cfg, data_root, run_dir=run.artifacts)
         _warn(exp)
         state = checkpoint.load(last, model=exp.model, optimizer=exp.optimizer, require=("model", "optim", "meta"))
-        _fit(exp, run, resumed_state=state, source=last)
+        _fit(exp, run, resumed_state=state, source=last, comm=comm)
 
 
 @command(short_help="Continue an interrupted run.")
 def resume(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
-    """Continue an interrupted run from its last checkpoint, with nothing but its folder."""
-    _resume(run, runs_dir, data_root)
+           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
+           procs: int = typer.Option(1, "--procs", min=1, help=launch.PROCS_HELP, metavar="N")):
+    """Continue an interrupted run from its last checkpoint, with nothing but its folder (on any
+    number of processes: checkpoints do not depend on it)."""
+    _resume(run, runs_dir, data_root, procs)
 
 
 @command(short_help="Validate configs, show model summaries.")

@@ -19,10 +19,11 @@ def state(trainer) -> dict:
     t = trainer
     return dict(
         model=dict(t.model.state_dict()), optim=t.optimizer.state_dict(),
-        sched=t.scheduler.state_dict() if t.scheduler else {}, task=t.task.state_dict(),
+        sched=t.scheduler.state_dict() if t.scheduler else {}, task=t.dist.gather_task_state(t.task.state_dict()),
         meta={"step": t.step, "epoch": t.epoch, "batch_in_epoch": t.batch_in_epoch,
               "rng": _random.get_rng_state(), "seed": t.seed, "wall": t.wall,
-              "extensions": {e.name: e.state_dict() for e in t.extensions if hasattr(e, "state_dict")}})
+              "extensions": {e.name: e.state_dict() for e in t.extensions if hasattr(e, "state_dict")},
+              **t.dist.checkpoint_meta()})  # data-parallel: world size, every rank's RNG
 
 
 def restore(trainer, state: dict, weights_only: bool = False, source=None) -> None:
@@ -44,10 +45,11 @@ def restore(trainer, state: dict, weights_only: bool = False, source=None) -> No
         if t.scheduler and state.get("sched"):
             t.scheduler.load_state_dict(state["sched"])
         part = "task"
-        t.task.load_state_dict(state.get("task") or {})
+        t.task.load_state_dict(t.dist.scatter_task_state(state.get("task") or {}))
         part = "meta.rng"
         meta = state["meta"]
         _random.set_rng_state(meta["rng"])
+        t.dist.restore_meta(meta)  # data-parallel: this rank's RNG
     except _RESTORE_ERRORS as exc:
         raise checkpoint.CheckpointError(f"{where}{part}: does not fit this run ({type(exc).__name__}: "
                                          f"{str(exc)[:200]})") from None

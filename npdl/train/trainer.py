@@ -27,7 +27,7 @@ import numpy as np
 from npdl.atomic import atomic_write
 from npdl.nn.module import evaluating
 from npdl.runs import Run, is_disk_full
-from npdl.train import checkpoint, interrupts, resume
+from npdl.train import checkpoint, distributed, interrupts, resume
 from npdl.train.callbacks import Best
 from npdl.train.extensions import make_trigger, standard
 from npdl.train.extensions.base import PRIORITY_DEFAULT
@@ -42,8 +42,10 @@ class Trainer:
     """Runs optimizer steps of ``task`` until ``settings`` say stop, dispatching extensions."""
 
     def __init__(self, model, task, data, optimizer, scheduler, settings: TrainSettings, run: Run | None = None,
-                 seed: int = 0, callbacks=()):
+                 seed: int = 0, callbacks=(), dist=None):
         self.model, self.task, self.data = model, task, data
+        self.dist = dist if dist is not None else distributed.LOCAL  # one process: every hook a no-op
+        self.data = self.dist.attach(model, data, seed)  # data-parallel: bcast weights, rank RNG, train rows
         self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
         self.run, self.seed = run, seed
         self.monitor = self.qualified(settings.monitor or task.monitor[0])
@@ -102,7 +104,7 @@ class Trainer:
         (unless training is ending anyway)."""
         self.observation = {}
         self.fire(moment)
-        if self._stop_requested and not self._stopping and moment in ("step", "epoch"):
+        if self.dist.should_stop(self._stop_requested) and not self._stopping and moment in ("step", "epoch"):
             self.fire("signal")
             self._stop_clock()
             raise TrainingInterrupted(f"interrupted ({interrupts.STOP_SIGNALS.get(self._signal, 'signal')}) at step "
@@ -151,7 +153,7 @@ class Trainer:
         self.emit("on_eval_start", split)  # progress displays show the pause (and leave it out of items/s)
         try:
             with evaluating(self.model):
-                return self.task.evaluate(split)
+                return self.dist.evaluate(self.task, split)  # data-parallel: sharded, reduced as sums
         finally:
             self.emit("on_eval_end", split)
 

@@ -95,7 +95,7 @@ class Updater:
                     scopes.enter_context(scope)
             while True:
                 loss, n_items = t.task.train_step(batch)
-                value = float(loss.item())
+                loss, value, n_items = t.dist.combine_loss(loss, n_items)  # the global value across workers
                 if not math.isfinite(value):
                     return losses, items, NonFinite(f"loss = {value}", batch)
                 (loss * (1.0 / accum) if accum > 1 else loss).backward()
@@ -109,7 +109,9 @@ class Updater:
                     return losses, items, None
 
     def reduce_gradients(self) -> None:
-        """Combine the gradients of every worker (data-parallel training); one process: nothing."""
+        """Combine the gradients of every worker (data-parallel training: summed, each worker's
+        loss having been scaled by its share of the global batch); one process: nothing."""
+        self.trainer.dist.reduce_gradients(self.params)
 
     def clip(self) -> float:
         """Clip the gradients as the settings say; returns the global norm before any clipping.
