@@ -29,7 +29,7 @@ TRANSFORMER = dict(vocab=2000, seq=64, batch=32, d_model=256, nhead=4, layers=2,
 
 def _build(model: str, batch: int, quick: bool):
     import npdl
-    import npdl.core.functional as F
+    import npdl.functional as F
     from npdl.models.mlp import MLP
 
     rng = np.random.default_rng(0)
