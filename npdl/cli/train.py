@@ -1,8 +1,6 @@
 """``npdl train``, ``resume``, ``check`` and ``eval``."""
 from __future__ import annotations
 
-import inspect
-import json
 import signal
 import sys
 from pathlib import Path
@@ -11,7 +9,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from npdl.atomic import atomic_write
 from npdl.cli.app import command, console, err_console, fail, stage, warn
 from npdl.cli.arguments import check_checkpoint, regular_file
 from npdl.cli.progress import ProgressReporter, fmt_epochs, fmt_metrics
@@ -49,17 +46,6 @@ def _summary_table(run_name: str, summary: dict, epochs: float | None = None) ->
     return table
 
 
-def _set_status(run, status: str, **extra) -> None:
-    """Best effort: on a full disk the manifest may not be writable either, and the error that
-    brought us here is the one to report."""
-    from npdl.runs import RunError
-
-    try:
-        run.set_status(status, **extra)
-    except (OSError, RunError):
-        pass
-
-
 def _kept_checkpoint(run) -> str:
     """What survives in the run folder, for the NaN message (never 'kept' in an empty folder)."""
     from npdl.train import checkpoint
@@ -75,6 +61,7 @@ def _fit(exp, run, resumed_state=None, source=None) -> None:
     import os
     import socket
 
+    from npdl import api
     from npdl.runs import DiskFullError
     from npdl.train.trainer import NonFiniteError, TrainingInterrupted
 
@@ -88,10 +75,9 @@ def _fit(exp, run, resumed_state=None, source=None) -> None:
                       + (f"; {dropped} events logged after that step removed" if dropped else ""))
     try:
         with stage(f"training {run.name}"):
-            summary = trainer.fit()
+            summary = api.fit(trainer, run)  # keeps the run's status true however it stops
     except TrainingInterrupted as exc:
         reporter.stop()
-        _set_status(run, "interrupted", steps=trainer.step)
         warn(f"{exc}; checkpoint written. Continue with: npdl resume {run.path}")
         raise typer.Exit(130 if exc.signum == signal.SIGINT else 128 + exc.signum) from None
     except NonFiniteError as exc:
@@ -99,14 +85,9 @@ def _fit(exp, run, resumed_state=None, source=None) -> None:
         raise fail(f"{exc}\nstopped; {_kept_checkpoint(run)}", code=1) from None
     except DiskFullError as exc:
         reporter.stop()
-        _set_status(run, "failed", error=str(exc), steps=trainer.step)
         raise fail(str(exc)) from None
-    except BaseException as exc:
+    except BaseException:
         reporter.stop()
-        if isinstance(exc, KeyboardInterrupt):
-            _set_status(run, "interrupted", steps=trainer.step)
-        else:
-            _set_status(run, "failed", error=f"{type(exc).__name__}: {exc}", steps=trainer.step)
         raise
     console.print(_summary_table(run.name, summary, _epochs_done(exp, trainer)))
     console.print(f"run folder: {run.path}", soft_wrap=True)
@@ -136,27 +117,15 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
         return _resume(resume, runs_dir, data_root)
     if config is None:
         raise fail("give a CONFIG file to train (or --resume RUN)")
-    from npdl import experiment
-    from npdl.runs import DiskFullError, Run, check_name, is_disk_full
+    from npdl import api
+    from npdl.runs import check_name
 
     if name is not None:
         check_name(name, runs_dir)
     cfg = _load(config, set_, name)
-    check_name(cfg.data.get("name"), runs_dir)       # the config's own name: checked before any work
     with stage(f"building the model and data of {config}"):
-        exp = experiment.build(cfg, data_root)      # validates and reads data before a run folder exists
-    run = Run.create(runs_dir, cfg.data["name"])
-    with run.lock():
-        try:
-            run.write_config(cfg.to_yaml())
-            exp.data.save_artifacts(run.artifacts)
-            run.start_manifest(exp.seed, exp.data.checksums(), argv=["npdl"] + sys.argv[1:])
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            raise DiskFullError(f"disk full: could not write {exc.filename or run.path} ({exc.strerror}); "
-                                f"no checkpoint was written yet; free some space, then start again "
-                                f"(the incomplete folder {run.path} can be deleted)") from None
+        exp = api.build(cfg, runs_dir, data_root)   # validates and reads data before a run folder exists
+    with api.started(exp, runs_dir, argv=["npdl"] + sys.argv[1:]) as run:  # resolved config, manifest, lock
         _warn(exp)
         console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps")
         _fit(exp, run)
@@ -245,23 +214,15 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
           task_: str = typer.Option(None, "--task", help="A task-specific evaluation (e.g. analogy).")):
     """Evaluate a run's checkpoint on a split; prints a table and writes it into the run."""
-    from npdl import experiment
+    from npdl import api
 
     check_checkpoint(checkpoint_)
-    with stage(f"loading run {run}"):
-        r, exp, path, state = experiment.from_run(run, runs_dir, checkpoint_, data_root, prepare=True)
-    evaluate = exp.task.evaluate
-    if task_:
-        evaluate = getattr(exp.task, f"evaluate_{task_}", None)
-        if evaluate is None:
-            raise fail(f"this run's task ({exp.data.task}) has no '{task_}' evaluation")
-    # task evaluations that work on a split (beam search) get --split; others have their own data
-    if "split" in inspect.signature(evaluate).parameters:
-        if split not in exp.data.splits():
-            raise fail(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
-        metrics = evaluate(split)
-    else:
-        metrics = evaluate()
+    with stage(f"evaluating run {run}"):
+        try:
+            result = api.evaluate_run(run, checkpoint_, split, task_, runs_dir, data_root)
+        except api.EvaluationError as exc:
+            raise fail(str(exc)) from None
+    r, path, metrics = result.run, result.checkpoint, result.metrics
     table = Table(title=f"{r.name}: {task_ or split} ({path.name})")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -273,9 +234,4 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
     for name, sub in metrics.items():
         if isinstance(sub, dict):
             console.print(f"{name}: {fmt_metrics(sub)}")
-    out = r.path / f"eval-{task_ or split}-{path.stem}.json"
-    atomic_write(out, json.dumps({"checkpoint": str(path), "split": split, "task": task_, "metrics": metrics},
-                                 indent=2, default=float))
-    r.log({"event": "eval_cli", "split": task_ or split, "checkpoint": path.name,
-           "step": state["meta"]["step"], **{k: v for k, v in metrics.items() if not isinstance(v, dict)}})
-    console.print(f"written to {out}", soft_wrap=True)
+    console.print(f"written to {result.written}", soft_wrap=True)
