@@ -7,6 +7,11 @@ its primitive in ``npdl.core.ops``)::
     import npdl.functional as F
     x = npdl.randn(4, 3, requires_grad=True)
     F.relu(x @ npdl.ones(3, 2)).sum().backward()
+
+Experiments from Python (``npdl.api``, loaded on first use: the core never imports it)::
+
+    run = npdl.train("configs/quickstart.yaml", **{"train.epochs": 5})
+    run.evaluate("test")
 """
 from npdl.core.autograd import Function
 from npdl.core.gradcheck import GradcheckError, gradcheck
@@ -20,6 +25,19 @@ from npdl.core.random import default_rng, get_rng_state, manual_seed, set_rng_st
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
 
+
+def __getattr__(name: str):
+    """``npdl.train`` (the training package, callable as ``npdl.api.train``) and ``npdl.Run``,
+    imported on first use so that ``import npdl`` stays the engine alone."""
+    import importlib
+
+    if name == "train":
+        return importlib.import_module("npdl.train")
+    if name == "Run":
+        return importlib.import_module("npdl.api").Run
+    raise AttributeError(f"module 'npdl' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -28,5 +46,5 @@ __all__ = [
     "matmul", "sum", "mean", "max", "min", "var", "logsumexp", "concat", "stack", "split", "pad", "take",
     "reshape", "transpose", "broadcast_to", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
     "GradcheckError", "Function", "manual_seed", "default_rng", "get_rng_state", "set_rng_state",
-    "RowSparseGrad",
+    "RowSparseGrad", "train", "Run",
 ]

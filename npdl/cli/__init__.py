@@ -4,7 +4,7 @@ One module per command group registers its commands on ``app`` when imported; th
 imported here, explicitly, once.
 """
 from npdl.cli.app import app, main  # noqa: F401
-from npdl.cli import bench, data, listing, runs, train  # noqa: F401,E402  (general commands)
+from npdl.cli import bench, data, init, listing, runs, train  # noqa: F401,E402  (general commands)
 
 from npdl.cli import export, graph, health  # noqa: F401,E402  (weights, the graph of a step, training health)
 

@@ -1,8 +1,6 @@
 """``npdl train``, ``resume``, ``check`` and ``eval``."""
 from __future__ import annotations
 
-import inspect
-import json
 import signal
 import sys
 from pathlib import Path
@@ -11,7 +9,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from npdl.atomic import atomic_write
 from npdl.cli.app import command, console, err_console, fail, stage, warn
 from npdl.cli import launch
 from npdl.cli.arguments import check_checkpoint, regular_file
@@ -50,17 +47,6 @@ def _summary_table(run_name: str, summary: dict, epochs: float | None = None) ->
     return table
 
 
-def _set_status(run, status: str, **extra) -> None:
-    """Best effort: on a full disk the manifest may not be writable either, and the error that
-    brought us here is the one to report."""
-    from npdl.runs import RunError
-
-    try:
-        run.set_status(status, **extra)
-    except (OSError, RunError):
-        pass
-
-
 def _kept_checkpoint(run) -> str:
     """What survives in the run folder, for the NaN message (never 'kept' in an empty folder)."""
     from npdl.train import checkpoint
@@ -76,6 +62,7 @@ def _fit(exp, run, resumed_state=None, source=None, comm=None) -> None:
     import os
     import socket
 
+    from npdl import api
     from npdl.runs import DiskFullError
     from npdl.train.distributed import LOCAL
     from npdl.train.trainer import NonFiniteError, TrainingInterrupted
@@ -93,10 +80,9 @@ def _fit(exp, run, resumed_state=None, source=None, comm=None) -> None:
     run.update_manifest(world_size=comm.size, **({"hosts": hosts} if hosts else {}))
     try:
         with stage(f"training {run.name}"):
-            summary = trainer.fit()
+            summary = api.fit(trainer, run)  # keeps the run's status true however it stops
     except TrainingInterrupted as exc:
         reporter.stop()
-        _set_status(run, "interrupted", steps=trainer.step)
         warn(f"{exc}; checkpoint written. Continue with: npdl resume {run.path}")
         raise typer.Exit(130 if exc.signum == signal.SIGINT else 128 + exc.signum) from None
     except NonFiniteError as exc:
@@ -104,14 +90,9 @@ def _fit(exp, run, resumed_state=None, source=None, comm=None) -> None:
         raise fail(f"{exc}\nstopped; {_kept_checkpoint(run)}", code=1) from None
     except DiskFullError as exc:
         reporter.stop()
-        _set_status(run, "failed", error=str(exc), steps=trainer.step)
         raise fail(str(exc)) from None
-    except BaseException as exc:
+    except BaseException:
         reporter.stop()
-        if isinstance(exc, KeyboardInterrupt):
-            _set_status(run, "interrupted", steps=trainer.step)
-        else:
-            _set_status(run, "failed", error=f"{type(exc).__name__}: {exc}", steps=trainer.step)
         raise
     console.print(_summary_table(run.name, summary, _epochs_done(exp, trainer)))
     console.print(f"run folder: {run.path}", soft_wrap=True)
@@ -164,34 +145,22 @@ def _relaunch(procs: int) -> bool:
 
 
 def _train(config: Path, set_, name, runs_dir: Path, data_root, comm) -> None:
-    from npdl import experiment
-    from npdl.runs import DiskFullError, Run, check_name, is_disk_full
+    from npdl import api
+    from npdl.runs import check_name
 
     if name is not None:
         check_name(name, runs_dir)
     cfg = _load(config, set_, name)
-    check_name(cfg.data.get("name"), runs_dir)       # the config's own name: checked before any work
     with stage(f"building the model and data of {config}"):
-        exp = experiment.build(cfg, data_root)      # validates and reads data before a run folder exists
+        exp = api.build(cfg, runs_dir, data_root)   # validates and reads data before a run folder exists
     if not comm.root:  # only rank 0 writes the run folder
         from npdl.train.sharding import ShadowRun
 
         _warn(exp)
         return _fit(exp, ShadowRun(launch.announce(comm, None)), comm=comm)
-    run = Run.create(runs_dir, cfg.data["name"])
-    if comm.mpi is not None:
-        launch.announce(comm, run.path)
-    with run.lock():
-        try:
-            run.write_config(cfg.to_yaml())
-            exp.data.save_artifacts(run.artifacts)
-            run.start_manifest(exp.seed, exp.data.checksums(), argv=["npdl"] + sys.argv[1:])
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            raise DiskFullError(f"disk full: could not write {exc.filename or run.path} ({exc.strerror}); "
-                                f"no checkpoint was written yet; free some space, then start again "
-                                f"(the incomplete folder {run.path} can be deleted)") from None
+    with api.started(exp, runs_dir, argv=["npdl"] + sys.argv[1:]) as run:  # resolved config, manifest, lock
+        if comm.mpi is not None:
+            launch.announce(comm, run.path)
         _warn(exp)
         ranks = f" on {comm.size} processes" if comm.size > 1 else ""
         console.print(f"run {run.name}: {exp.model.num_parameters():,} parameters, {exp.total_steps:,} steps{ranks}")
@@ -302,23 +271,15 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
           task_: str = typer.Option(None, "--task", help="A task-specific evaluation (e.g. analogy).")):
     """Evaluate a run's checkpoint on a split; prints a table and writes it into the run."""
-    from npdl import experiment
+    from npdl import api
 
     check_checkpoint(checkpoint_)
-    with stage(f"loading run {run}"):
-        r, exp, path, state = experiment.from_run(run, runs_dir, checkpoint_, data_root, prepare=True)
-    evaluate = exp.task.evaluate
-    if task_:
-        evaluate = getattr(exp.task, f"evaluate_{task_}", None)
-        if evaluate is None:
-            raise fail(f"this run's task ({exp.data.task}) has no '{task_}' evaluation")
-    # task evaluations that work on a split (beam search) get --split; others have their own data
-    if "split" in inspect.signature(evaluate).parameters:
-        if split not in exp.data.splits():
-            raise fail(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
-        metrics = evaluate(split)
-    else:
-        metrics = evaluate()
+    with stage(f"evaluating run {run}"):
+        try:
+            result = api.evaluate_run(run, checkpoint_, split, task_, runs_dir, data_root)
+        except api.EvaluationError as exc:
+            raise fail(str(exc)) from None
+    r, path, metrics = result.run, result.checkpoint, result.metrics
     table = Table(title=f"{r.name}: {task_ or split} ({path.name})")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -330,9 +291,4 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
     for name, sub in metrics.items():
         if isinstance(sub, dict):
             console.print(f"{name}: {fmt_metrics(sub)}")
-    out = r.path / f"eval-{task_ or split}-{path.stem}.json"
-    atomic_write(out, json.dumps({"checkpoint": str(path), "split": split, "task": task_, "metrics": metrics},
-                                 indent=2, default=float))
-    r.log({"event": "eval_cli", "split": task_ or split, "checkpoint": path.name,
-           "step": state["meta"]["step"], **{k: v for k, v in metrics.items() if not isinstance(v, dict)}})
-    console.print(f"written to {out}", soft_wrap=True)
+    console.print(f"written to {result.written}", soft_wrap=True)
