@@ -10,7 +10,7 @@ its primitive in ``npdl.core.ops``)::
 
 Experiments from Python (``npdl.api``, loaded on first use: the core never imports it)::
 
-    run = npdl.train("configs/quickstart.yaml", **{"train.epochs": 5})
+    run = npdl.fit("configs/quickstart.yaml", **{"train.epochs": 5})
     run.evaluate("test")
 """
 from npdl.core.autograd import Function
@@ -27,12 +27,13 @@ from npdl.core.tensor import Tensor
 
 
 def __getattr__(name: str):
-    """``npdl.train`` (the training package, callable as ``npdl.api.train``) and ``npdl.Run``,
-    imported on first use so that ``import npdl`` stays the engine alone."""
+    """``npdl.fit`` (``npdl.api.train``: ``npdl train`` from Python) and ``npdl.Run``, imported on
+    first use so that ``import npdl`` stays the engine alone. (Not ``npdl.train``: that name is
+    the ``npdl/train/`` package.)"""
     import importlib
 
-    if name == "train":
-        return importlib.import_module("npdl.train")
+    if name == "fit":
+        return importlib.import_module("npdl.api").train
     if name == "Run":
         return importlib.import_module("npdl.api").Run
     raise AttributeError(f"module 'npdl' has no attribute {name!r}")
@@ -46,5 +47,5 @@ __all__ = [
     "matmul", "sum", "mean", "max", "min", "var", "logsumexp", "concat", "stack", "split", "pad", "take",
     "reshape", "transpose", "broadcast_to", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
     "GradcheckError", "Function", "manual_seed", "default_rng", "get_rng_state", "set_rng_state",
-    "RowSparseGrad", "train", "Run",
+    "RowSparseGrad", "fit", "Run",
 ]

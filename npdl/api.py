@@ -1,7 +1,7 @@
 """The Python API: train and evaluate from a dict, a file or a Config, with callbacks::
 
     import npdl
-    run = npdl.train("configs/quickstart.yaml", **{"train.epochs": 5})   # or overrides={...}
+    run = npdl.fit("configs/quickstart.yaml", **{"train.epochs": 5})   # or overrides={...}
     run.evaluate("test")      # {'loss': ..., 'accuracy': ...} of the best checkpoint
     run.metrics()             # the events of metrics.jsonl
     run.path                  # runs/quickstart-<time>/
@@ -222,7 +222,7 @@ def train(cfg, overrides=None, *, callbacks=(), runs_dir="runs", data_root=None,
     hooks = _callbacks(callbacks)
     config = load_config(cfg, overrides, **dotted)
     exp = build(config, runs_dir, data_root)
-    with started(exp, runs_dir, argv=["npdl.train", config.source]) as run:
+    with started(exp, runs_dir, argv=["npdl.fit", config.source]) as run:
         summary = fit(exp.trainer(run, callbacks=hooks), run)
     return Run(run.path, summary=summary, data_root=data_root)
 
@@ -279,7 +279,7 @@ def evaluate_run(spec, checkpoint: str = "best", split: str = "test", task: str 
 
 class Run:
     """A run folder, from Python: ``path``, ``name``, ``summary``, ``config``, ``metrics()``,
-    ``evaluate(split)``. ``npdl.train`` returns one; ``Run(path)`` opens any run."""
+    ``evaluate(split)``. ``npdl.fit`` returns one; ``Run(path)`` opens any run."""
 
     def __init__(self, path, summary: dict | None = None, data_root=None):
         from npdl.runs import Run as Folder
