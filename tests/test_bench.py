@@ -66,6 +66,8 @@ def test_cli_quick_run_prints_header_and_writes_json_that_renders_as_markdown(tm
             assert side["min"] <= side["median"] <= side["max"] and len(side["samples"]) == 1
     mlp = next(f for f in doc["figures"] if f["bench"] == "mlp")
     assert "npdl / numpy by hand" in mlp["ratios"]
+    share = next(f for f in doc["figures"] if f["bench"] == "mlp" and f["unit"] == "% of peak")
+    assert "GFLOP/s" in share["note"] and all(0 < s["median"] for s in share["sides"].values())
     beam = [f for f in doc["figures"] if f["bench"] == "beam"]
     assert all(set(f["sides"]) == {"KV cache", "no cache"} and "KV cache / no cache" in f["ratios"] for f in beam)
     cnn = [f["name"] for f in doc["figures"] if f["bench"] == "cnn"]
@@ -132,3 +134,11 @@ def test_word2vec_split_halves_and_time_to_quality_on_a_tiny_corpus(tmp_path):
                            kinds=("skipgram",))
     assert figs[0].unit == "s" and "gensim" in figs[0].sides and "target" in figs[0].note
     assert [f.name.rsplit(", ", 1)[1] for f in figs[1:]] == ["dev sections", "report sections", "all sections"]
+
+
+def test_mlp_epoch_flops_count_the_gemms():
+    from npdl.bench import mlp
+
+    # per sample: x W1^T and dW1 (2 x 784 x 256 multiply-adds), h W2^T, dW2 and dh (3 x 256 x 10)
+    assert mlp.epoch_flops(1) == 2 * (2 * 784 * 256 + 3 * 256 * 10)
+    assert mlp.matmul_peak(64, repeats=1) > 0

@@ -112,6 +112,30 @@ def _torch_setup(torch, threads: int):
     return epoch
 
 
+def epoch_flops(n: int) -> int:
+    """Floating-point operations of one epoch (GEMMs only, 2 per multiply-add): per sample, the
+    forward's x W1^T and h W2^T, backward's dW2, dh = dz W2 and dW1 (no dx: the input needs none)."""
+    return n * (2 * 2 * D * H + 3 * 2 * H * C)
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """The machine's float32 matmul rate in GFLOP/s: the best of ``repeats`` (size x size) GEMMs
+    under the BLAS threads in force (the benchmark's setting; the best, as a peak is what the
+    hardware can reach)."""
+    import time
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random((size, size), dtype=np.float32), rng.random((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)                          # warm-up: BLAS threads started, pages touched
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best / 1e9
+
+
 def run(settings: Settings, epochs: int = 5) -> list[Figure]:
     n = 256 if settings.quick else N
     x, y = _data(n)
@@ -124,5 +148,12 @@ def run(settings: Settings, epochs: int = 5) -> list[Figure]:
     # one untimed round warms up every implementation; each round gets a fresh shuffle
     seconds = alternate({k: timed(f) for k, f in impls.items()}, settings.rounds_or(epochs), warmup=1,
                         make_input=lambda: (x, y, rng.permutation(n)))
+    size = 256 if settings.quick else 2048
+    peak = matmul_peak(size)
+    gflop = epoch_flops(n) / 1e9
+    share = {k: [100 * gflop / s / peak for s in v] for k, v in seconds.items()}
     return [Figure("mlp", f"one epoch 784-256-10, batch {B}, Adam ({n:,} samples)", "s", seconds,
-                   "float32; ratios: <= 1 means npdl is faster", "<= 1 vs numpy by hand")]
+                   "float32; ratios: <= 1 means npdl is faster", "<= 1 vs numpy by hand"),
+            Figure("mlp", "epoch GEMM rate as a share of the float32 matmul peak", "% of peak", share,
+                   f"{gflop:.1f} GFLOP per epoch (GEMMs only); peak {peak:.1f} GFLOP/s = best {size}^3 float32 "
+                   f"matmul with {settings.threads} thread(s), measured in this run")]

@@ -74,6 +74,55 @@ def merge_masks(key_padding_mask, attn_mask, b: int, h: int, t: int, s: int, dty
     return allowed, bias
 
 
+_MIN_CAPACITY = 16  # positions a self-attention cache holds at first (a short caption fits without regrowing)
+
+
+def _append_kv(cache: dict, k: np.ndarray, v: np.ndarray) -> None:
+    """Write keys/values (B, T, E) at positions n..n+T-1 of a self-attention cache (n = positions held).
+
+    The cache preallocates: ``k_buf``/``v_buf`` (rows, capacity, E) hold the positions and
+    ``cache["k"]``/``cache["v"]`` are views of the filled (B, n, E) part. Growing by
+    ``np.concatenate`` per token copied the whole prefix every step (quadratic in the output
+    length); a buffer that doubles when full copies each position O(1) times on average.
+    """
+    n = cache["k"].shape[1] if "k" in cache else 0
+    b, t = k.shape[0], k.shape[1]
+    buf = cache.get("k_buf")
+    if buf is None or n + t > buf.shape[1]:
+        cap = max(n + t, 2 * n, _MIN_CAPACITY)
+        for name, new in (("k", k), ("v", v)):
+            grown = np.empty((b, cap, new.shape[2]), new.dtype)
+            if n:
+                grown[:, :n] = cache[name]
+            cache[name + "_buf"] = grown
+    for name, new in (("k", k), ("v", v)):
+        buf = cache[name + "_buf"]
+        buf[:b, n:n + t] = new
+        cache[name] = buf[:b, :n + t]
+
+
+def take_cache_rows(cache: dict, rows: np.ndarray) -> None:
+    """Keep batch rows ``rows`` (in that order, repeats allowed) of one attention cache dict, in place.
+
+    Beam search reorders the self-attention cache after every step (each surviving hypothesis
+    continues some parent's prefix) and drops finished rows. A preallocated cache is gathered
+    within its own buffer, only over the filled prefix (no new allocation of the capacity);
+    a cross-attention cache (the projected memory) is indexed as it stands.
+    """
+    if "k" not in cache:
+        return
+    for name in ("k", "v"):
+        buf = cache.get(name + "_buf")
+        if buf is None:
+            cache[name] = cache[name][rows]
+            continue
+        n, m = cache[name].shape[1], len(rows)
+        if m > buf.shape[0]:  # more rows than the buffer holds (repeated rows): a larger one
+            cache[name + "_buf"] = buf = np.empty((m,) + buf.shape[1:], buf.dtype)
+        buf[:m, :n] = cache[name][rows]  # the right side is a copy (fancy indexing), so overlap is safe
+        cache[name] = buf[:m, :n]
+
+
 @LAYERS.register("multi_head_attention")
 class MultiHeadAttention(Module):
     """Multi-head scaled dot-product attention: (B, T, E) queries over (B, S, kdim/vdim) keys/values -> (B, T, E).
@@ -95,8 +144,9 @@ class MultiHeadAttention(Module):
 
     KV CACHE (incremental decoding; only under ``npdl.no_grad()``): pass a dict you own as ``cache``.
         Self-attention (default): the new keys/values are appended to ``cache["k"]``/``cache["v"]``
-        (B, S, E), so a step with T=1 attends to every earlier position and itself; use
-        is_causal=True for the offset-aware causal mask and give key_padding_mask for all S keys.
+        (B, S, E; views of preallocated buffers: reorder rows with ``take_cache_rows``), so a step
+        with T=1 attends to every earlier position and itself; use is_causal=True for the
+        offset-aware causal mask and give key_padding_mask for all S keys.
         Cross-attention (``static_kv=True``): key/value are projected on the first call and reused.
 
     Self-attention fast path: when ``query is key is value`` (packed) the q, k, v projections are one
@@ -170,9 +220,10 @@ class MultiHeadAttention(Module):
             q, k, v = arrays[0].data, arrays[1].data[..., :e], arrays[1].data[..., e:]
         else:
             q, k, v = (a.data for a in arrays)
-        if not static_kv and "k" in cache:  # self-attention: append this step's keys/values
-            k, v = np.concatenate([cache["k"], k], axis=1), np.concatenate([cache["v"], v], axis=1)
-        cache["k"], cache["v"] = np.ascontiguousarray(k), np.ascontiguousarray(v)
+        if static_kv:  # cross-attention: the projected memory, kept as is
+            cache["k"], cache["v"] = np.ascontiguousarray(k), np.ascontiguousarray(v)
+        else:  # self-attention: this step's keys/values written after the cached ones
+            _append_kv(cache, k, v)
         return [wrap(q), wrap(cache["k"]), wrap(cache["v"])]
 
     # ---- forward -----------------------------------------------------------------------

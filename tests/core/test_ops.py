@@ -107,6 +107,14 @@ CASES = {
     "pow_scalar": (lambda a: a ** 3, [t(2, 3)]),
     "pow_frac": (lambda a: a ** 0.5, [t(2, 3, positive=True)]),
     "pow_square": (lambda a: a ** 2, [t(4)]),
+    "pow_fourth": (lambda a: a ** 4, [t(2, 3)]),
+    "pow_reciprocal": (lambda a: a ** -1, [t(2, 3, positive=True)]),
+    "pow_inverse_square": (lambda a: a ** -2, [t(2, 3, positive=True)]),
+    "pow_rsqrt": (lambda a: a ** -0.5, [t(2, 3, positive=True)]),
+    "pow_three_halves": (lambda a: a ** 1.5, [t(2, 3, positive=True)]),
+    "pow_one": (lambda a: a ** 1 * a, [t(2, 3)]),
+    "pow_zero": (lambda a: a ** 0 * a, [t(2, 3)]),
+    "pow_general": (lambda a: a ** 2.7, [t(2, 3, positive=True)]),
     "pow_tensor": (lambda a, b: a ** b, [t(2, 3, positive=True), t(2, 3, seed=1)]),
     "rpow": (lambda b: 2.0 ** b, [t(2, 3)]),
     "neg": (lambda a: -a, [t(2, 3)]),
@@ -277,3 +285,20 @@ def test_every_function_in_npdl_has_a_case():
             stack.extend(p._ctx for p in node.parents if isinstance(p, npdl.Tensor) and p._ctx is not None)
     missing = sorted(prims - used)
     assert not missing, f"Functions without a gradcheck case: {missing}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [0, 1, 2, 3, 4, -1, -2, 0.5, -0.5, 1.5, 2.7])
+def test_constant_powers_match_np_power(p, dtype):
+    """The multiplication/sqrt/reciprocal fast paths of ``x ** p`` agree with ``np.power`` (a few ulp)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(1000).astype(dtype) * 3
+    if p != int(p) or p < 0:  # fractional powers of negatives are NaN, reciprocals of 0 are inf: positive bases
+        x = np.abs(x) + dtype(0.1)
+    got = (npdl.tensor(x, dtype=dtype) ** p).data
+    want = np.power(x, dtype(p))
+    assert got.dtype == dtype
+    if p in (0, 1, -1, 0.5, 2):  # these are exact (one correctly rounded operation)
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps)

@@ -91,24 +91,68 @@ def div(x, y):
     return Div.apply(x, y)
 
 
+def _const_power(x: np.ndarray, p: float) -> np.ndarray:
+    """x ** p for a constant p, by multiplications, sqrt or a reciprocal where p allows.
+
+    Why: NumPy's ``np.power`` calls the general per-element ``pow`` for any exponent but a few
+    it special-cases, and ``pow`` takes a slow path for negative bases: ``x ** 3`` on 4M float32
+    normal draws measured 220 ms against 4.7 ms for ``x * x * x`` (likewise ``x ** -2``).
+    p = 0, 1, -1 and 0.5 give the same bits as ``np.power`` (IEEE division and sqrt are
+    correctly rounded); 3, -2, -0.5, 4 and 1.5 round once more than a correctly rounded ``pow``
+    (within 2 ulp), well inside float tolerance. Other exponents keep ``np.power``.
+    """
+    if x.dtype.kind != "f":
+        return np.power(x, p)
+    one = x.dtype.type(1)
+    if p == 0.0:
+        return np.ones_like(x)          # pow(x, 0) = 1 for every x, NaN included
+    if p == 1.0:
+        return x.copy()
+    if p == 2.0:
+        return x * x
+    if p == 3.0:
+        return x * x * x
+    if p == 4.0:
+        sq = x * x
+        return np.multiply(sq, sq, out=sq)
+    if p == -1.0:
+        return one / x
+    if p == -2.0:
+        return one / (x * x)
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == -0.5:
+        return one / np.sqrt(x)
+    if p == 1.5:
+        return x * np.sqrt(x)
+    return np.power(x, x.dtype.type(p))
+
+
 class PowScalar(Function):
-    """z = x ** p for a constant exponent p (negative bases allowed for integer p)."""
+    """z = x ** p for a constant exponent p (negative bases allowed for integer p).
+
+    dz/dx = p x^(p-1), with the same multiplication fast paths as the forward (``_const_power``).
+    """
 
     @staticmethod
     def forward(ctx, x, exponent: float):
         ctx.saved = (x,)
         ctx.p = exponent
-        if exponent == 2.0:
-            return x * x
-        return np.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else np.power(x, exponent)
+        return _const_power(x, exponent)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         p = ctx.p
+        if p == 0.0:
+            return np.zeros_like(g)  # d/dx 1 = 0 (p x^(p-1) would give 0 * inf = NaN at x = 0)
+        if p == 1.0:
+            return g
         if p == 2.0:
             return g * (2 * x)
-        return g * (p * np.power(x, x.dtype.type(p - 1)))
+        if x.dtype.kind != "f":
+            return g * (p * np.power(x, p - 1))
+        return g * (x.dtype.type(p) * _const_power(x, p - 1.0))
 
 
 class Pow(Function):

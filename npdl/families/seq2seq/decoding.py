@@ -29,6 +29,7 @@ import numpy as np
 import npdl
 from npdl.core.tensor import wrap
 from npdl.data.tokenizers import BOS_ID, EOS_ID, PAD_ID
+from npdl.nn.attention import take_cache_rows
 
 
 def decode_limit(model, src_mask: np.ndarray, max_len: int | None = None, extra: int = 50) -> int:
@@ -38,12 +39,22 @@ def decode_limit(model, src_mask: np.ndarray, max_len: int | None = None, extra:
 
 
 def _take_cache(cache: list[dict] | None, rows: np.ndarray, parts=("self", "cross")) -> None:
-    """Keep (and reorder) batch rows ``rows`` of every cached key/value array, in place."""
-    for layer in cache or ():
+    """Keep (and reorder) batch rows ``rows`` of every cached key/value array, in place.
+
+    Beam search calls this every step; an identity ``rows`` (no hypothesis changed parent) costs nothing.
+    """
+    if cache is None or (len(rows) == _cache_rows(cache) and np.array_equal(rows, np.arange(len(rows)))):
+        return
+    for layer in cache:
         for part in parts:
-            kv = layer.get(part)
-            if kv and "k" in kv:
-                kv["k"], kv["v"] = kv["k"][rows], kv["v"][rows]
+            if part in layer:
+                take_cache_rows(layer[part], rows)
+
+
+def _cache_rows(cache: list[dict]) -> int:
+    """Batch rows a decoder cache holds (-1 while empty)."""
+    kv = cache[0].get("self", {}) if cache else {}
+    return kv["k"].shape[0] if "k" in kv else -1
 
 
 def _strip(row: np.ndarray, eos: int) -> np.ndarray:
