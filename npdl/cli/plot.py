@@ -17,7 +17,8 @@ import typer
 from npdl.cli.app import command, console, fail
 from npdl.cli.arguments import output_file
 from npdl.cli.chart import Series, render
-from npdl.cli.compare import changed, open_targets, short_names
+from npdl.cli.compare import open_targets
+from npdl.cli.run_table import changed, short_names
 from npdl.cli.runs import config_of, flatten, metric_series
 
 # the dependency by name: "npdl" on the public package index is another project

@@ -83,7 +83,7 @@ def _command(sweep, member, state: str, run, data_root) -> list[str]:
 
 def _outcome(sweep, member) -> str:
     """'completed, val.accuracy 0.9734, 12.3s' from the member's newest run folder."""
-    from npdl.cli.compare import run_info
+    from npdl.cli.run_table import run_info
     from npdl.runs import RunError
 
     run = sweep.run_of(member.name)
@@ -237,7 +237,7 @@ def sweep(config: Path = typer.Argument(None, help="YAML experiment config."),
 def _headline(sw) -> list[str] | None:
     """The metric that picks the best checkpoint and its test counterpart (val.accuracy, test.accuracy):
     what a sweep's closing table shows; ``npdl compare SWEEP`` shows every metric."""
-    from npdl.cli.compare import run_info
+    from npdl.cli.run_table import run_info
     from npdl.runs import RunError
 
     for run in sw.runs():

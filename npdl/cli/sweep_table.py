@@ -13,7 +13,7 @@ from collections import Counter
 
 from npdl.cli.app import console, fail
 from npdl.cli.columns import column_format, duration, format_column, is_number
-from npdl.cli.compare import changed, pick_metrics, run_info, sort_rows, write_csv, write_json, write_text
+from npdl.cli.run_table import changed, pick_metrics, run_info, sort_rows, write_csv, write_json, write_text
 
 
 @dataclasses.dataclass
