@@ -84,14 +84,13 @@ def test_runs_compare_plot_list_datasets(workdir):
     names = [p.name for p in sorted((workdir / "runs").iterdir())]
     res = invoke("compare", *[workdir / "runs" / n for n in names], "--only-changed", "--format", "csv")
     assert res.exit_code == 0, res.output
-    lines = res.output.splitlines()
-    assert lines[0].startswith("key,") and any(line.startswith("config.optimizer.lr,") for line in lines)
-    assert not any(line.startswith("config.seed,") for line in lines)
-    assert any(line.startswith("val.accuracy best (max),") for line in lines)
+    header = res.output.splitlines()[0].split(",")
+    assert header[:4] == ["run", "status", "steps", "wall_seconds"] and "optimizer.lr" in header
+    assert "seed" not in header and "val.loss" in header      # constant columns (seed) pruned
     res = invoke("compare", *[workdir / "runs" / n for n in names], "--sort", "val.loss", "--format", "json")
-    assert json.loads(res.output)["runs"] and res.exit_code == 0
+    assert sorted(json.loads(res.output)) == sorted(names) and res.exit_code == 0
     res = invoke("plot", workdir / "runs" / names[0], "--metric", "val.accuracy")
-    assert res.exit_code == 0 and "val.accuracy" in res.output and "a = " in res.output
+    assert res.exit_code == 0 and "val.accuracy" in res.output and "  a  " in res.output
     assert invoke("list", "layers").exit_code == 0
     res = invoke("list", "optimizers")
     assert "adamw" in res.output

@@ -204,9 +204,9 @@ def test_torn_line_hides_nothing_and_resume_keeps_every_valid_event(trained):
     res = invoke("compare", trained, "--format", "json")
     assert res.exit_code == 0
     assert "metrics.jsonl:4: line skipped" in " ".join(res.output.split())
-    rows = json.loads(res.stdout[res.stdout.index("{"):])["rows"]
-    assert rows["val.accuracy step of best"] == [max((e for e in reference if e.get("split") == "val"),
-                                                     key=lambda e: e["accuracy"])["step"]]
+    (shown,) = json.loads(res.stdout[res.stdout.index("{"):]).values()
+    assert shown["metrics"]["val.accuracy"]["best_step"] == max((e for e in reference if e.get("split") == "val"),
+                                                                key=lambda e: e["accuracy"])["step"]
     assert invoke("resume", trained).exit_code == 0
     assert events_of(trained) == reference   # every valid event before and after the torn lines
 

@@ -5,6 +5,7 @@ imported here, explicitly, once.
 """
 from npdl.cli.app import app, main  # noqa: F401
 from npdl.cli import bench, data, init, listing, runs, train  # noqa: F401,E402  (general commands)
+from npdl.cli import compare, plot, sweep  # noqa: F401,E402  (runs side by side, curves, sweeps)
 
 from npdl.cli import export, graph, health  # noqa: F401,E402  (weights, the graph of a step, training health)
 

@@ -1,9 +1,6 @@
-"""``npdl runs``, ``compare`` and ``plot``: reading run folders."""
+"""``npdl runs``, and reading run folders for ``compare`` and ``plot``."""
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from pathlib import Path
 
@@ -12,7 +9,6 @@ import yaml
 from rich.table import Table
 
 from npdl.cli.app import command, console, err_console, fail, shorten
-from npdl.cli.arguments import output_file
 
 MAX_WARNINGS = 5  # skipped metrics lines reported per run; the rest are counted
 
@@ -53,6 +49,7 @@ def runs_(runs_dir: Path = typer.Argument(Path("runs"), help="Folder that holds 
     """List runs: name, status, steps, best metric, wall time. Damaged runs are listed as corrupt,
     runs whose process is gone as dead (continue them with npdl resume)."""
     from npdl.runs import RunError, find_runs
+    from npdl.sweeps import is_sweep
 
     _check_runs_dir(runs_dir)
     found = find_runs(runs_dir, complete=False)
@@ -64,6 +61,9 @@ def runs_(runs_dir: Path = typer.Argument(Path("runs"), help="Folder that holds 
         table.add_column(col, justify="right" if col in ("steps", "wall time") else "left")
     notes = []
     for r in found:
+        if is_sweep(r.path):
+            table.add_row(*_sweep_row(r.path, notes))
+            continue
         status, why = r.status()
         if status == "corrupt":
             table.add_row(r.name, status, "", "", "")
@@ -95,6 +95,36 @@ def runs_(runs_dir: Path = typer.Argument(Path("runs"), help="Folder that holds 
         console.print(note, markup=False, soft_wrap=True)
 
 
+def _sweep_row(path: Path, notes: list[str]) -> list[str]:
+    """A sweep folder as one line: how many members are in which state, the sum of their steps
+    and wall times; its members are listed by ``npdl runs SWEEP`` (they are runs inside it)."""
+    from collections import Counter
+
+    from npdl.runs import RunError
+    from npdl.sweeps import Sweep
+
+    try:
+        sweep = Sweep.open(path)
+        members = sweep.members()
+        runs = [sweep.run_of(m.name) for m in members]
+    except RunError as exc:
+        notes.append(f"{path.name}: corrupt sweep: {exc}")
+        return [path.name, "corrupt", "", "", ""]
+    states = Counter(r.status()[0] if r is not None else "pending" for r in runs)
+    steps = wall = 0
+    for r in runs:
+        try:
+            s = r.summary() if r is not None else {}
+        except RunError:
+            continue
+        steps += s.get("steps") if isinstance(s.get("steps"), int) and not isinstance(s.get("steps"), bool) else 0
+        wall += _number(s.get("wall_seconds")) or 0
+    status = "sweep: " + ", ".join(f"{n} {s}" for s, n in states.most_common())
+    notes.append(f"{path.name}: a sweep of {len(members)} runs; list them with npdl runs {path}, "
+                 f"compare them with npdl compare {path}")
+    return [path.name, status, f"{steps:,}", "", f"{wall:.0f} s"]
+
+
 def _best_from_metrics(run) -> dict | None:
     evals = [e for e in _metrics(run) if e.get("event") == "eval" and e.get("split") == "val"]
     if not evals:
@@ -109,7 +139,7 @@ def _best_from_metrics(run) -> dict | None:
 MAX_CONFIG_NODES = 100_000
 
 
-def _config_of(run) -> dict:
+def config_of(run) -> dict:
     """A run's config.yaml as a dict; a damaged one (or an alias bomb) is a ``RunError`` naming it."""
     from npdl.runs import RunError
 
@@ -133,18 +163,18 @@ def _config_of(run) -> dict:
     return data
 
 
-def _flatten(d, prefix=""):
+def flatten(d, prefix=""):
     out = {}
     for k, v in (d or {}).items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
 
 
-def _metric_series(run) -> dict[str, list[tuple[int, float]]]:
+def metric_series(run) -> dict[str, list[tuple[int, float]]]:
     """'val.loss' -> [(step, value), ...] from metrics.jsonl (train events as 'train.loss')."""
     series: dict[str, list[tuple[int, float]]] = {}
     for e in _metrics(run):
@@ -157,142 +187,3 @@ def _metric_series(run) -> dict[str, list[tuple[int, float]]]:
                 continue
             series.setdefault(f"{split}.{k}", []).append((step, float(v)))
     return series
-
-
-@command()
-def compare(runs: list[str] = typer.Argument(..., help="Run folders or name prefixes."),
-            only_changed: bool = typer.Option(False, "--only-changed", help="Show only config keys that differ."),
-            sort: str = typer.Option(None, "--sort", help="Order runs by this metric's best value (e.g. val.accuracy)."),
-            fmt: str = typer.Option("table", "--format", help="table | md | csv | json"),
-            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir")):
-    """Config keys that differ and best / last / step-of-best per metric, side by side."""
-    from npdl.runs import resolve
-
-    if fmt not in ("table", "md", "csv", "json"):
-        raise fail(f"--format must be table, md, csv or json, got {fmt!r}")
-    opened = [resolve(r, runs_dir) for r in runs]
-    configs = [_flatten(_config_of(r)) for r in opened]
-    keys = sorted(set().union(*configs))
-    if only_changed:
-        keys = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
-    rows: list[tuple[str, list]] = [(f"config.{k}", [c.get(k, "") for c in configs]) for k in keys]
-    series = [_metric_series(r) for r in opened]
-    metric_names = sorted({m for s in series for m in s if not m.startswith("train.") or m == "train.loss"})
-    modes = {}
-    for m in metric_names:
-        mode = "min" if m.endswith(("loss", "perplexity")) else "max"
-        modes[m] = mode
-        best, last, at = [], [], []
-        for s in series:
-            pts = s.get(m, [])
-            if not pts:
-                best.append(""), last.append(""), at.append("")
-                continue
-            b = (min if mode == "min" else max)(pts, key=lambda p: p[1])
-            best.append(round(b[1], 6)), last.append(round(pts[-1][1], 6)), at.append(b[0])
-        rows += [(f"{m} best ({mode})", best), (f"{m} last", last), (f"{m} step of best", at)]
-    order = list(range(len(opened)))
-    if sort:
-        best_row = dict(rows).get(f"{sort} best ({modes.get(sort, 'max')})")
-        if best_row is None:
-            raise fail(f"--sort {sort}: no such metric (have: {', '.join(metric_names)})")
-        rev = modes.get(sort, "max") == "max"
-        order.sort(key=lambda i: (best_row[i] == "", -best_row[i] if rev and best_row[i] != "" else best_row[i]))
-    names = [opened[i].name for i in order]
-    rows = [(k, [vals[i] for i in order]) for k, vals in rows]
-    _emit(fmt, names, rows)
-
-
-def _emit(fmt: str, names: list[str], rows: list[tuple[str, list]]) -> None:
-    text = lambda v: json.dumps(v) if isinstance(v, (list, dict)) else str(v)  # noqa: E731
-    if fmt == "json":
-        console.print_json(json.dumps({"runs": names, "rows": {k: v for k, v in rows}}, default=str))
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["key"] + names)
-        for k, vals in rows:
-            w.writerow([k] + [text(v) for v in vals])
-        console.print(buf.getvalue(), end="", markup=False)
-    elif fmt == "md":
-        lines = ["| key | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-        lines += ["| " + k + " | " + " | ".join(text(v) for v in vals) + " |" for k, vals in rows]
-        console.print("\n".join(lines), markup=False)
-    else:
-        table = Table()
-        table.add_column("key")
-        for n in names:
-            table.add_column(n, justify="right")
-        for k, vals in rows:
-            table.add_row(k, *[text(v) for v in vals])
-        console.print(table)
-
-
-# the dependency by name: "npdl" on the public package index is another project
-PLOT_HINT = ('writing a PNG needs matplotlib: pip install matplotlib (in a checkout of npdl: pip install -e ".[plot]"); '
-             "or omit -o for a chart in the terminal")
-
-
-@command()
-def plot(runs: list[str] = typer.Argument(..., help="Run folders or name prefixes."),
-         metric: str = typer.Option("val.loss", "--metric", help="e.g. val.loss, val.accuracy, train.loss"),
-         output: Path = typer.Option(None, "-o", "--output", help="Write a PNG (needs matplotlib)."),
-         runs_dir: Path = typer.Option(Path("runs"), "--runs-dir")):
-    """Learning curves: a PNG with matplotlib (-o), otherwise a chart in the terminal."""
-    from npdl.runs import resolve
-
-    opened = [resolve(r, runs_dir) for r in runs]
-    all_series = {r.name: _metric_series(r) for r in opened}
-    curves = {name: s.get(metric, []) for name, s in all_series.items()}
-    if not any(curves.values()):
-        have = sorted({m for s in all_series.values() for m in s})
-        raise fail(f"no '{metric}' in these runs (have: {', '.join(have)})")
-    if output is not None:
-        output_file(output, "-o")
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise fail(PLOT_HINT)
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for name, pts in curves.items():
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name, marker="." if len(pts) < 50 else None)
-        ax.set_xlabel("step")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(output, dpi=120)
-        console.print(f"wrote {output}")
-        return
-    console.print(terminal_chart(curves, metric), markup=False)
-
-
-def terminal_chart(curves: dict[str, list[tuple[int, float]]], metric: str, width: int = 64, height: int = 16) -> str:
-    """An ASCII line chart: one letter per run (a, b, c, ...), steps across, values up."""
-    curves = {k: [p for p in c if math.isfinite(p[1])] for k, c in curves.items()}  # a NaN run plots its finite part
-    pts = [p for c in curves.values() for p in c]
-    if not pts:
-        return f"{metric}: no finite values to plot"
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    if y1 == y0:
-        y1 = y0 + 1e-9
-    grid = [[" "] * width for _ in range(height)]
-    for mark, (_, c) in zip("abcdefghijklmnopqrstuvwxyz", curves.items()):
-        for x, y in c:
-            col = 0 if x1 == x0 else round((x - x0) / (x1 - x0) * (width - 1))
-            row = height - 1 - round((y - y0) / (y1 - y0) * (height - 1))
-            grid[row][col] = mark
-    lines = [f"{metric}"]
-    for i, row in enumerate(grid):
-        label = y1 - (y1 - y0) * i / (height - 1)
-        lines.append(f"{label:>10.4g} |" + "".join(row))
-    lines.append(" " * 11 + "+" + "-" * width)
-    lines.append(" " * 12 + f"step {x0}" + " " * max(width - 12 - len(str(x0)) - len(str(x1)), 1) + f"step {x1}")
-    for mark, name in zip("abcdefghijklmnopqrstuvwxyz", curves):
-        lines.append(f"  {mark} = {name}")
-    return "\n".join(lines)
