@@ -237,6 +237,13 @@ def init_model(model: Module, spec: str, strict: bool = True, runs_dir: str | Pa
         expected = model.state_dict()
         match(expected, {k: (np.shape(v), np.asarray(v).dtype) for k, v in state.items()}, strict, str(path))
         state = {k: v for k, v in state.items() if k in expected}
+    # NaN/inf weights would only surface as a non-finite loss at step 1 (exit 1, "training
+    # diverged"); they are a fault of the file, so it is refused here with the keys named
+    bad = [k for k, v in state.items() if np.issubdtype(np.asarray(v).dtype, np.inexact)
+           and not np.isfinite(np.asarray(v)).all()]
+    if bad:
+        raise WeightsError(f"{path} holds NaN or infinite values in {len(bad)} tensor(s): "
+                           f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} (nothing was loaded)")
     model.load_state_dict(state, strict=strict)
     return path
 
