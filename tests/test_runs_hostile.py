@@ -347,3 +347,16 @@ def test_sigterm_and_sighup_checkpoint_then_resume_is_bit_exact(workdir):
         got = final_weights(run)
         for k in ref:
             np.testing.assert_array_equal(ref[k], got[k])
+
+
+def test_fifo_in_place_of_metrics_never_blocks(trained):
+    """A FIFO as metrics.jsonl (nobody writing to it) is refused at once, exit 2, naming the file:
+    readers and the appender open it without blocking (a real process, so a hang fails the test)."""
+    (trained / "metrics.jsonl").unlink()
+    os.mkfifo(trained / "metrics.jsonl")
+    for command in (["compare", trained], ["plot", trained], ["health", trained], ["eval", trained]):
+        res = subprocess.run([sys.executable, "-m", "npdl", *map(str, command)], capture_output=True, text=True,
+                             timeout=60, env=env_without_data(), stdin=subprocess.DEVNULL)
+        out = res.stdout + res.stderr
+        assert res.returncode == 2, (command, out)
+        assert "metrics.jsonl" in out and "not a regular file" in out and "Traceback" not in out, out
