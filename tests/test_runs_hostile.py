@@ -360,3 +360,17 @@ def test_fifo_in_place_of_metrics_never_blocks(trained):
         out = res.stdout + res.stderr
         assert res.returncode == 2, (command, out)
         assert "metrics.jsonl" in out and "not a regular file" in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("name", ["summary.json", "manifest.json"])
+def test_fifo_in_place_of_a_json_file_never_blocks(trained, name):
+    """A FIFO as summary.json or manifest.json: `npdl runs` flags the run, compare still answers
+    (real processes with a timeout: a blocking open would hang them)."""
+    (trained / name).unlink()
+    os.mkfifo(trained / name)
+    for command in (["runs", trained.parent], ["compare", trained]):
+        res = subprocess.run([sys.executable, "-m", "npdl", *map(str, command)], capture_output=True, text=True,
+                             timeout=60, env=env_without_data(), stdin=subprocess.DEVNULL)
+        out = res.stdout + res.stderr
+        assert res.returncode == 0 and "Traceback" not in out and "internal error" not in out, out
+        assert "tiny" in out, out   # the run (config name tiny) is still listed / compared
