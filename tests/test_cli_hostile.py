@@ -420,3 +420,29 @@ def test_fuzz_eval_and_sample(hostile, data):
         if data.draw(st.booleans()):
             args += ["--top-k", data.draw(small | _NUMBER)]
     _check_outcome(runner.invoke(app, args), t0)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=12)
+_figure = st.fixed_dictionaries({}, optional={k: _json for k in ("benchmark", "name", "unit", "sides", "npdl",
+                                                                   "samples", "median", "min", "max")})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(facts=st.dictionaries(st.sampled_from(["threads", "cpu", "numpy", "blas", "x"]), _json, max_size=4),
+       figures=st.lists(_figure | _json, max_size=3))
+def test_fuzz_bench_markdown_of_a_damaged_json_exits_0_or_2(tmp_path, facts, figures):
+    """`npdl bench --markdown` on a hand-edited or foreign JSON: a table or one message, exit 2."""
+    doc = tmp_path / "bench.json"
+    doc.write_text(json.dumps({"facts": facts, "figures": figures}))
+    res = invoke("bench", "--markdown", doc)
+    assert res.exit_code in (0, 2), res.output
+    assert "internal error" not in res.output and "Traceback" not in res.output, res.output
+
+
+def test_bench_markdown_of_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "bench.json")
+    res = invoke("bench", "--markdown", tmp_path / "bench.json")
+    assert_user_error(res, "--markdown")
+    assert "not a regular file" in res.output

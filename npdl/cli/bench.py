@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from npdl.cli.app import command, console, fail
+from npdl.cli.arguments import regular_file
 
 # name -> the module whose ``run(settings)`` measures it; a family's benchmark lives in its folder
 BENCHMARKS = {
@@ -42,8 +43,17 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
     from npdl.bench import report
 
     if markdown is not None:
+        regular_file(markdown, "--markdown")  # a FIFO would block the read for good
         try:
-            console.print(report.markdown(report.load(markdown)), markup=False, highlight=False, soft_wrap=True)
+            doc = report.load(markdown)
+            # load checks the top level only; a figure or fact of the wrong shape (a hand-edited
+            # or foreign file) is the file's fault, not npdl's
+            try:
+                text = report.markdown(doc)
+            except (KeyError, TypeError, AttributeError, ValueError, IndexError, ArithmeticError) as exc:
+                raise report.ReportError(f"{markdown}: not a `npdl bench --json` document (a figure or fact "
+                                         f"of the wrong shape: {type(exc).__name__}: {exc})") from None
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
         except report.ReportError as exc:
             raise fail(str(exc)) from None
         return
