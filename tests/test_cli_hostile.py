@@ -446,3 +446,15 @@ def test_bench_markdown_of_a_fifo_is_refused_without_blocking(tmp_path):
     res = invoke("bench", "--markdown", tmp_path / "bench.json")
     assert_user_error(res, "--markdown")
     assert "not a regular file" in res.output
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["ops", "--quick", "--rounds", "99999999999999999999"], "--rounds"),       # would never end
+    (["ops", "--quick", "--json", "no/such/folder/bench.json"], "does not exist"),  # before measuring
+    (["ops", "--quick", "--json", "."], "not a regular file"),
+])
+def test_bench_refuses_endless_rounds_and_bad_json_paths_before_measuring(tmp_path, args, fragment):
+    start = time.monotonic()
+    res = invoke("bench", *args)
+    assert res.exit_code == 2 and fragment in res.output, res.output
+    assert "internal error" not in res.output and time.monotonic() - start < 10

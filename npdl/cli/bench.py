@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from npdl.cli.app import command, console, fail
-from npdl.cli.arguments import regular_file
+from npdl.cli.arguments import output_file, regular_file
 
 # name -> the module whose ``run(settings)`` measures it; a family's benchmark lives in its folder
 BENCHMARKS = {
@@ -30,7 +30,7 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
           threads: int = typer.Option(None, "--threads", min=1,
                                       help="Threads for BLAS, npdl's pool, torch and gensim alike "
                                            "(default: what threadpoolctl reports for NumPy's BLAS)."),
-          rounds: int = typer.Option(None, "--rounds", min=1, help="Alternating rounds per comparison "
+          rounds: int = typer.Option(None, "--rounds", min=1, max=1000, help="Alternating rounds per comparison "
                                                                     "(default: each benchmark's own)."),
           quick: bool = typer.Option(False, "--quick", help="Tiny sizes and at most 2 rounds: checks that the "
                                                             "benchmarks run; the figures mean nothing."),
@@ -57,6 +57,8 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
         except report.ReportError as exc:
             raise fail(str(exc)) from None
         return
+    if json_out is not None:
+        output_file(json_out, "--json")  # a bad path fails now, not after the measurements
     chosen = names or list(BENCHMARKS)
     unknown = [n for n in chosen if n not in BENCHMARKS]
     if unknown:
@@ -91,6 +93,8 @@ def _settings(threads: int | None, rounds: int | None, quick: bool):
     malloc = os.environ.get("NPDL_MALLOC") != "default"
     if malloc:
         keep_freed_memory()   # the in-process benchmarks share this process; workers apply it themselves
+    if quick and rounds is not None:
+        rounds = min(rounds, 2)  # --quick means at most 2 rounds, whatever --rounds says
     return Settings(threads=threads or conditions.default_threads(), rounds=rounds, quick=quick, npdl_malloc=malloc)
 
 
