@@ -324,3 +324,20 @@ def test_neighbouring_sizes_count_towards_the_memory_bound(tmp_path):
     text = TINY.replace("hidden: [8]", "hidden: [10000000, 10000000]")  # a 10^14-parameter weight
     assert_user_error(check(write(tmp_path, "x.yaml", text)), "x.yaml:4: model.hidden: too large",
                       "at least 363.8 TiB of parameters")
+
+
+@pytest.mark.parametrize("cfg, fragments", [
+    ({"model": {"type": [1]}}, ["name: expected a non-empty string", "model.type", "data: missing section"]),
+    ({"name": 5, "model": {"type": "mlp"}}, ["name: expected a non-empty string, got 5", "optimizer: missing"]),
+])
+def test_api_fit_with_a_bad_dict_lists_every_problem_not_a_run_name_error(tmp_path, cfg, fragments):
+    """npdl.fit(dict) without a usable name: one ConfigError listing every problem (the name among
+    them), not a bare 'run name None' error hiding the rest; nothing is written."""
+    import npdl
+    from npdl.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        npdl.fit(cfg, runs_dir=tmp_path / "runs")
+    for f in fragments:
+        assert f in str(info.value), (f, str(info.value))
+    assert not (tmp_path / "runs").exists()
