@@ -458,3 +458,16 @@ def test_bench_refuses_endless_rounds_and_bad_json_paths_before_measuring(tmp_pa
     res = invoke("bench", *args)
     assert res.exit_code == 2 and fragment in res.output, res.output
     assert "internal error" not in res.output and time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("target, fragment", [("no/such/g.dot", "does not exist"), ("folder.dot", "a folder"),
+                                              ("pipe.dot", "a FIFO")])
+def test_graph_output_follows_the_rules_of_every_o(workdir, target, fragment):
+    """`npdl graph -o` like every -o: no folders created, no folder/FIFO replaced; exit 2 before building."""
+    (workdir / "folder.dot").mkdir()
+    os.mkfifo(workdir / "pipe.dot")
+    cfg = write_config(workdir / "g.yaml", tiny_config())
+    res = invoke("graph", cfg, "-o", workdir / target)
+    assert_user_error(res, "-o")
+    assert fragment in res.output and not (workdir / "no").exists()
+    assert (workdir / "folder.dot").is_dir() and (workdir / "pipe.dot").is_fifo()
