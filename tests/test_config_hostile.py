@@ -341,3 +341,25 @@ def test_api_fit_with_a_bad_dict_lists_every_problem_not_a_run_name_error(tmp_pa
     for f in fragments:
         assert f in str(info.value), (f, str(info.value))
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("data, model", [
+    ({"type": "spirals", "n_per_class": 300_000_000_000, "batch_size": 32}, {"type": "mlp", "hidden": [4]}),
+    ({"type": "reverse", "n_train": 3_000_000_000}, {"type": "transformer_seq2seq"}),
+    ({"type": "alternating", "n_train": 3_000_000_000}, {"type": "transformer_lm"}),
+])
+def test_synthetic_data_too_large_for_memory_is_refused_before_generating(tmp_path, data, model):
+    """A synthetic dataset's size is checked against physical memory before a value is generated:
+    exit 2 naming the key and the figure, in bounded time and memory."""
+    from tests.conftest import tiny_config, write_config
+
+    cfg = write_config(tmp_path / "big.yaml", {**tiny_config(), "data": data, "model": model})
+    tracemalloc.start()
+    start = time.monotonic()
+    res = runner.invoke(app, ["check", str(cfg)])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert res.exit_code == 2, res.output
+    flat = " ".join(res.output.split())
+    assert "big.yaml:" in flat and "too large" in flat and "GiB" in flat and "internal error" not in flat
+    assert time.monotonic() - start < 10 and peak < 200 * 2 ** 20
