@@ -84,7 +84,7 @@ def build(cfg: Config, runs_dir="runs", data_root=None):
     from npdl.runs import check_name
 
     name = cfg.data.get("name")
-    if isinstance(name, str) and name:  # a missing or non-text name is one of the config's problems
+    if isinstance(name, str):  # a missing or non-text name is one of the config's problems
         check_name(name, runs_dir)  # before any work
     return experiment.build(cfg, data_root)
 
