@@ -471,3 +471,13 @@ def test_graph_output_follows_the_rules_of_every_o(workdir, target, fragment):
     assert_user_error(res, "-o")
     assert fragment in res.output and not (workdir / "no").exists()
     assert (workdir / "folder.dot").is_dir() and (workdir / "pipe.dot").is_fifo()
+
+
+def test_init_refuses_a_dataset_whose_config_would_not_check(tmp_path):
+    """`npdl init mlp --data text8` would write a config `npdl check` refuses (an mlp needs classes):
+    exit 2 naming --data and the reason, nothing written."""
+    out = tmp_path / "w.yaml"
+    res = invoke("init", "mlp", "--data", "text8", "-o", out)
+    assert_user_error(res, "--data text8", "classes")
+    assert not out.exists()
+    assert invoke("init", "mlp", "--data", "mnist", "-o", out).exit_code == 0 and out.is_file()
