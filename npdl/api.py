@@ -83,7 +83,9 @@ def build(cfg: Config, runs_dir="runs", data_root=None):
     from npdl import experiment
     from npdl.runs import check_name
 
-    check_name(cfg.data.get("name"), runs_dir)  # before any work
+    name = cfg.data.get("name")
+    if isinstance(name, str):  # a missing or non-text name is one of the config's problems
+        check_name(name, runs_dir)  # before any work
     return experiment.build(cfg, data_root)
 
 

@@ -9,8 +9,10 @@ streamed into a temporary file that replaces the original only when complete.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -65,10 +67,14 @@ def parse(line: bytes) -> tuple[dict | None, str | None]:
 def read(path: str | os.PathLike, skipped: list | None = None) -> Iterator[dict]:
     """Every valid event of ``path`` in order; each skipped line's (number, reason) goes to ``skipped``."""
     try:
-        f = open(path, "rb")
+        # O_NONBLOCK: a FIFO (or device) put in place of the file must not block the reader
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return
-    with f:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    with os.fdopen(fd, "rb") as f:
         pending_long = None
         for n, pieces, long in _raw_lines(f):
             if long:
@@ -88,6 +94,8 @@ def append(path: str | os.PathLike, line: str) -> None:
     first gets its newline, so the cut line cannot swallow the new event."""
     data = line.encode("utf-8")
     try:
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO or folder in its place
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         with open(path, "a+b") as f:
             f.seek(0, os.SEEK_END)
             if f.tell() > 0:

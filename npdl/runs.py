@@ -20,8 +20,10 @@ never a traceback, and one damaged run never hides the others from ``find_runs``
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
+import stat
 import platform
 import sys
 import unicodedata
@@ -102,7 +104,14 @@ def read_json(path: Path, what: str = "") -> dict:
         RunError: unreadable, not UTF-8, not JSON, or not an object -- naming the file.
     """
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not block
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+            raise RunError(f"{path}: not a regular file (a FIFO or device); not a file npdl wrote")
+        with os.fdopen(fd, "rb") as f:
             raw = f.read(16 << 20)
             if f.read(1):
                 raise RunError(f"{path}: larger than 16 MiB; not a file npdl wrote")

@@ -239,3 +239,30 @@ def test_resume_refuses_damaged_state_naming_the_file(run, edit, fragments):
     finally:
         last.write_bytes(good)
         (run / "manifest.json").write_text(manifest)
+
+
+def test_init_from_weights_with_nan_is_refused_before_training(run, tmp_path):
+    """NaN/inf in a model.init_from file is the file's fault: exit 2 naming the tensor, no run started."""
+    arrays, meta = members(run / "checkpoints" / "last.npz")
+    arrays["model/layers.1.weight"] = np.full_like(arrays["model/layers.1.weight"], np.nan)
+    bad = write(tmp_path / "nan.npz", arrays, meta)
+    cfg = write_config(tmp_path / "ft.yaml", tiny_config(**{"train.epochs": 1, "model.init_from": str(bad)}))
+    res = invoke("train", cfg, "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 2, res.output
+    flat = " ".join(res.output.split())
+    assert "NaN or infinite" in flat and "layers.1.weight" in flat and "internal error" not in flat
+
+
+def test_init_from_text_or_fifo_as_safetensors_says_what_it_is(tmp_path):
+    """A text file or a FIFO named .safetensors: exit 2 saying it is no .safetensors / regular file
+    (a FIFO is never opened: that would block)."""
+    import os
+    text = tmp_path / "notes.safetensors"
+    text.write_text("hello, I am text and no weights at all\n" * 4)
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    for path, fragment in [(text, "is not a .safetensors file"), (fifo, "is not a regular file")]:
+        cfg = write_config(tmp_path / "ft.yaml", tiny_config(**{"model.init_from": str(path)}))
+        res = invoke("check", cfg)
+        assert res.exit_code == 2, res.output
+        assert fragment in " ".join(res.output.split()) and "internal error" not in res.output

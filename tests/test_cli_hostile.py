@@ -420,3 +420,64 @@ def test_fuzz_eval_and_sample(hostile, data):
         if data.draw(st.booleans()):
             args += ["--top-k", data.draw(small | _NUMBER)]
     _check_outcome(runner.invoke(app, args), t0)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=12)
+_figure = st.fixed_dictionaries({}, optional={k: _json for k in ("benchmark", "name", "unit", "sides", "npdl",
+                                                                   "samples", "median", "min", "max")})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(facts=st.dictionaries(st.sampled_from(["threads", "cpu", "numpy", "blas", "x"]), _json, max_size=4),
+       figures=st.lists(_figure | _json, max_size=3))
+def test_fuzz_bench_markdown_of_a_damaged_json_exits_0_or_2(tmp_path, facts, figures):
+    """`npdl bench --markdown` on a hand-edited or foreign JSON: a table or one message, exit 2."""
+    doc = tmp_path / "bench.json"
+    doc.write_text(json.dumps({"facts": facts, "figures": figures}))
+    res = invoke("bench", "--markdown", doc)
+    assert res.exit_code in (0, 2), res.output
+    assert "internal error" not in res.output and "Traceback" not in res.output, res.output
+
+
+def test_bench_markdown_of_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "bench.json")
+    res = invoke("bench", "--markdown", tmp_path / "bench.json")
+    assert_user_error(res, "--markdown")
+    assert "not a regular file" in res.output
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["ops", "--quick", "--rounds", "99999999999999999999"], "--rounds"),       # would never end
+    (["ops", "--quick", "--json", "no/such/folder/bench.json"], "does not exist"),  # before measuring
+    (["ops", "--quick", "--json", "."], "not a regular file"),
+])
+def test_bench_refuses_endless_rounds_and_bad_json_paths_before_measuring(tmp_path, args, fragment):
+    start = time.monotonic()
+    res = invoke("bench", *args)
+    assert res.exit_code == 2 and fragment in res.output, res.output
+    assert "internal error" not in res.output and time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("target, fragment", [("no/such/g.dot", "does not exist"), ("folder.dot", "a folder"),
+                                              ("pipe.dot", "a FIFO")])
+def test_graph_output_follows_the_rules_of_every_o(workdir, target, fragment):
+    """`npdl graph -o` like every -o: no folders created, no folder/FIFO replaced; exit 2 before building."""
+    (workdir / "folder.dot").mkdir()
+    os.mkfifo(workdir / "pipe.dot")
+    cfg = write_config(workdir / "g.yaml", tiny_config())
+    res = invoke("graph", cfg, "-o", workdir / target)
+    assert_user_error(res, "-o")
+    assert fragment in res.output and not (workdir / "no").exists()
+    assert (workdir / "folder.dot").is_dir() and (workdir / "pipe.dot").is_fifo()
+
+
+def test_init_refuses_a_dataset_whose_config_would_not_check(tmp_path):
+    """`npdl init mlp --data text8` would write a config `npdl check` refuses (an mlp needs classes):
+    exit 2 naming --data and the reason, nothing written."""
+    out = tmp_path / "w.yaml"
+    res = invoke("init", "mlp", "--data", "text8", "-o", out)
+    assert_user_error(res, "--data text8", "classes")
+    assert not out.exists()
+    assert invoke("init", "mlp", "--data", "mnist", "-o", out).exit_code == 0 and out.is_file()

@@ -324,3 +324,42 @@ def test_neighbouring_sizes_count_towards_the_memory_bound(tmp_path):
     text = TINY.replace("hidden: [8]", "hidden: [10000000, 10000000]")  # a 10^14-parameter weight
     assert_user_error(check(write(tmp_path, "x.yaml", text)), "x.yaml:4: model.hidden: too large",
                       "at least 363.8 TiB of parameters")
+
+
+@pytest.mark.parametrize("cfg, fragments", [
+    ({"model": {"type": [1]}}, ["name: expected a non-empty string", "model.type", "data: missing section"]),
+    ({"name": 5, "model": {"type": "mlp"}}, ["name: expected a non-empty string, got 5", "optimizer: missing"]),
+])
+def test_api_fit_with_a_bad_dict_lists_every_problem_not_a_run_name_error(tmp_path, cfg, fragments):
+    """npdl.fit(dict) without a usable name: one ConfigError listing every problem (the name among
+    them), not a bare 'run name None' error hiding the rest; nothing is written."""
+    import npdl
+    from npdl.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        npdl.fit(cfg, runs_dir=tmp_path / "runs")
+    for f in fragments:
+        assert f in str(info.value), (f, str(info.value))
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("data, model", [
+    ({"type": "spirals", "n_per_class": 300_000_000_000, "batch_size": 32}, {"type": "mlp", "hidden": [4]}),
+    ({"type": "reverse", "n_train": 3_000_000_000}, {"type": "transformer_seq2seq"}),
+    ({"type": "alternating", "n_train": 3_000_000_000}, {"type": "transformer_lm"}),
+])
+def test_synthetic_data_too_large_for_memory_is_refused_before_generating(tmp_path, data, model):
+    """A synthetic dataset's size is checked against physical memory before a value is generated:
+    exit 2 naming the key and the figure, in bounded time and memory."""
+    from tests.conftest import tiny_config, write_config
+
+    cfg = write_config(tmp_path / "big.yaml", {**tiny_config(), "data": data, "model": model})
+    tracemalloc.start()
+    start = time.monotonic()
+    res = runner.invoke(app, ["check", str(cfg)])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert res.exit_code == 2, res.output
+    flat = " ".join(res.output.split())
+    assert "big.yaml:" in flat and "too large" in flat and "GiB" in flat and "internal error" not in flat
+    assert time.monotonic() - start < 10 and peak < 200 * 2 ** 20

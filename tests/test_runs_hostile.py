@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from typer.testing import CliRunner
 
 from npdl import run_events
@@ -347,3 +347,59 @@ def test_sigterm_and_sighup_checkpoint_then_resume_is_bit_exact(workdir):
         got = final_weights(run)
         for k in ref:
             np.testing.assert_array_equal(ref[k], got[k])
+
+
+def test_fifo_in_place_of_metrics_never_blocks(trained):
+    """A FIFO as metrics.jsonl (nobody writing to it) is refused at once, exit 2, naming the file:
+    readers and the appender open it without blocking (a real process, so a hang fails the test)."""
+    (trained / "metrics.jsonl").unlink()
+    os.mkfifo(trained / "metrics.jsonl")
+    for command in (["compare", trained], ["plot", trained], ["health", trained], ["eval", trained]):
+        res = subprocess.run([sys.executable, "-m", "npdl", *map(str, command)], capture_output=True, text=True,
+                             timeout=60, env=env_without_data(), stdin=subprocess.DEVNULL)
+        out = res.stdout + res.stderr
+        assert res.returncode == 2, (command, out)
+        assert "metrics.jsonl" in out and "not a regular file" in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("name", ["summary.json", "manifest.json"])
+def test_fifo_in_place_of_a_json_file_never_blocks(trained, name):
+    """A FIFO as summary.json or manifest.json: `npdl runs` flags the run, compare still answers
+    (real processes with a timeout: a blocking open would hang them)."""
+    (trained / name).unlink()
+    os.mkfifo(trained / name)
+    for command in (["runs", trained.parent], ["compare", trained]):
+        res = subprocess.run([sys.executable, "-m", "npdl", *map(str, command)], capture_output=True, text=True,
+                             timeout=60, env=env_without_data(), stdin=subprocess.DEVNULL)
+        out = res.stdout + res.stderr
+        assert res.returncode == 0 and "Traceback" not in out and "internal error" not in out, out
+        assert "tiny" in out, out   # the run (config name tiny) is still listed / compared
+
+
+_value = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4) | st.lists(st.integers(), max_size=2)
+
+
+@pytest.fixture(scope="module")
+def health_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("health")
+    cfg = write_config(tmp / "h.yaml", tiny_config(**{"train.epochs": 1, "train.health_every": 2}))
+    assert invoke("train", cfg, "--runs-dir", tmp / "runs").exit_code == 0
+    return next((tmp / "runs").iterdir())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.dictionaries(st.sampled_from(["step", "lr", "grad_norm/layers.1.weight", "weight_norm/layers.1.weight",
+                                               "update_ratio/layers.1.weight", "act/layers.1", "dead/layers.1",
+                                               "grad_norm/[/]", "x"]), _value, max_size=6))
+@example(fields={"step": "x", "grad_norm/layers.1.weight": "z", "weight_norm/layers.1.weight": [1]})
+def test_fuzz_damaged_health_records_exit_0_or_2(health_run, fields):
+    """`npdl health` on hand-edited health events (text, lists, NaN where numbers belong): a report
+    or one message, never an internal error."""
+    original = (health_run / "metrics.jsonl").read_bytes()
+    try:
+        run_events.append(health_run / "metrics.jsonl", json.dumps({"event": "health", **fields}) + "\n")
+        res = invoke("health", health_run)
+        assert res.exit_code in (0, 2), res.output
+        assert "internal error" not in res.output
+    finally:
+        (health_run / "metrics.jsonl").write_bytes(original)

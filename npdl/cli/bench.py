@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from npdl.cli.app import command, console, fail
+from npdl.cli.arguments import output_file, regular_file
 
 # name -> the module whose ``run(settings)`` measures it; a family's benchmark lives in its folder
 BENCHMARKS = {
@@ -29,7 +30,7 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
           threads: int = typer.Option(None, "--threads", min=1,
                                       help="Threads for BLAS, npdl's pool, torch and gensim alike "
                                            "(default: what threadpoolctl reports for NumPy's BLAS)."),
-          rounds: int = typer.Option(None, "--rounds", min=1, help="Alternating rounds per comparison "
+          rounds: int = typer.Option(None, "--rounds", min=1, max=1000, help="Alternating rounds per comparison "
                                                                     "(default: each benchmark's own)."),
           quick: bool = typer.Option(False, "--quick", help="Tiny sizes and at most 2 rounds: checks that the "
                                                             "benchmarks run; the figures mean nothing."),
@@ -42,11 +43,22 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
     from npdl.bench import report
 
     if markdown is not None:
+        regular_file(markdown, "--markdown")  # a FIFO would block the read for good
         try:
-            console.print(report.markdown(report.load(markdown)), markup=False, highlight=False, soft_wrap=True)
+            doc = report.load(markdown)
+            # load checks the top level only; a figure or fact of the wrong shape (a hand-edited
+            # or foreign file) is the file's fault, not npdl's
+            try:
+                text = report.markdown(doc)
+            except (KeyError, TypeError, AttributeError, ValueError, IndexError, ArithmeticError) as exc:
+                raise report.ReportError(f"{markdown}: not a `npdl bench --json` document (a figure or fact "
+                                         f"of the wrong shape: {type(exc).__name__}: {exc})") from None
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
         except report.ReportError as exc:
             raise fail(str(exc)) from None
         return
+    if json_out is not None:
+        output_file(json_out, "--json")  # a bad path fails now, not after the measurements
     chosen = names or list(BENCHMARKS)
     unknown = [n for n in chosen if n not in BENCHMARKS]
     if unknown:
@@ -81,6 +93,8 @@ def _settings(threads: int | None, rounds: int | None, quick: bool):
     malloc = os.environ.get("NPDL_MALLOC") != "default"
     if malloc:
         keep_freed_memory()   # the in-process benchmarks share this process; workers apply it themselves
+    if quick and rounds is not None:
+        rounds = min(rounds, 2)  # --quick means at most 2 rounds, whatever --rounds says
     return Settings(threads=threads or conditions.default_threads(), rounds=rounds, quick=quick, npdl_malloc=malloc)
 
 

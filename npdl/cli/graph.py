@@ -9,6 +9,7 @@ import typer
 
 from npdl.atomic import atomic_write
 from npdl.cli.app import command, console, fail
+from npdl.cli.arguments import output_file
 
 FORMATS = {".dot": None, ".gv": None, ".svg": "svg", ".png": "png"}
 NO_DOT = ("writing {name} needs the Graphviz `dot` program, which is not on PATH. Install Graphviz "
@@ -63,6 +64,7 @@ def graph(source: str = typer.Argument(..., help="A YAML config, or a run folder
         if suffix not in FORMATS:
             raise fail(f"-o {output}: unknown format '{suffix or '(none)'}' (use .dot, .svg or .png)")
         fmt = FORMATS[suffix]
+        output_file(output, "-o")  # like every -o: the folder must exist; no folder, FIFO or device
         if fmt and shutil.which("dot") is None:  # before building anything: the answer is known now
             raise fail(NO_DOT.format(name=output.name, stem=output.stem))
     exp, batch, title = _experiment(source, runs_dir, data_root)

@@ -27,7 +27,9 @@ def health(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     from npdl.train.health_rules import diagnose
 
     r = resolve(run, runs_dir)
-    records = [e for e in r.metrics() if e.get("event") == "health"]
+    # a hand-edited or damaged record may hold text or lists: only numbers are statistics
+    records = [{k: v for k, v in e.items() if k == "event" or type(v) in (int, float)}
+               for e in r.metrics() if e.get("event") == "health"]
     if not records:
         raise fail(f"run {r.name} has no health records; train with `--set train.health_every=N` "
                    "(e.g. 100) to record them every N steps")

@@ -24,6 +24,8 @@ def init(model: str = typer.Argument(..., help="A registered model (npdl list mo
     from npdl.config.starter import starter
 
     text = starter(model, data)
+    if data is not None:  # a pairing the registries allow may still not build (mlp's hidden on text8)
+        _check_pairing(text, model, data)
     if output is None:
         console.out(text, end="", highlight=False)
         return
@@ -32,3 +34,17 @@ def init(model: str = typer.Argument(..., help="A registered model (npdl list mo
         raise UsageError(f"{output} exists; choose another name or add --force to replace it")
     atomic_write(output, text)
     err_console.print(f"wrote {output}: npdl check {output}; npdl train {output}", soft_wrap=True)
+
+
+def _check_pairing(text: str, model: str, data: str) -> None:
+    """Refuse ``--data`` when the written config would not pass ``npdl check`` (the promise of init)."""
+    import yaml
+
+    from npdl import config as cfgmod
+    from npdl import experiment
+
+    try:
+        experiment.build(cfgmod.from_dict(yaml.safe_load(text), "npdl init"), None, prepare=False)
+    except cfgmod.ConfigError as exc:
+        problems = "; ".join(" ".join(str(p).split()) for p in getattr(exc, "problems", None) or [exc])
+        raise cfgmod.ConfigError(f"--data {data}: model '{model}' cannot train on it ({problems})") from None

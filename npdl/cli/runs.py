@@ -149,7 +149,7 @@ def config_of(run) -> dict:
     except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError) as exc:
         raise RunError(f"{path}: not readable YAML ({str(exc)[:200]})") from None
     if not isinstance(data, dict):
-        raise RunError(f"{path}: expected a mapping, got {type(data).__name__}")
+        raise RunError(f"{path}: expected a mapping, got {'an empty file' if data is None else type(data).__name__}")
     stack, seen = [data], 0
     while stack:  # aliases may repeat one node many times over: count visits, not distinct nodes
         node = stack.pop()

@@ -125,6 +125,7 @@ class Spirals(ArrayClassification):
         if classes < 2:
             raise ValueError("spirals: classes must be >= 2")
         self.n_per_class, self.classes, self.noise, self.data_seed = n_per_class, classes, noise, data_seed
+        synthetic.check_fits("spirals", 80 * n_per_class * classes)  # ~10 float64 working values per point
 
     def load(self, root) -> None:
         x, y = synthetic.spirals(self.n_per_class, self.classes, self.noise, rng=np.random.default_rng(self.data_seed))

@@ -5,7 +5,26 @@ separate but a small MLP can, in seconds).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+
+def check_fits(name: str, nbytes: int) -> None:
+    """Refuse synthetic data whose rough size ``nbytes`` exceeds this machine's physical memory,
+    before generating any of it: a count like ``n_per_class: 300000000`` would otherwise grow
+    until the machine swaps (NumPy fails fast only when one array cannot be allocated at all).
+
+    Raises:
+        ValueError: naming the dataset, the figure and the machine's memory.
+    """
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if nbytes > memory:
+        raise ValueError(f"{name}: too large: generating it would need about {nbytes / 2 ** 30:,.1f} GiB of "
+                         f"memory, more than this machine's {memory / 2 ** 30:,.1f} GiB; use fewer examples")
 
 
 def spirals(n_per_class: int = 500, classes: int = 2, noise: float = 0.2, turns: float = 1.75,

@@ -80,6 +80,8 @@ def read_header(path: str | Path) -> tuple[dict, dict[str, str], int]:
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, FIFO or device: opening a FIFO would block for good
+            raise WeightsError(f"{path} is not a regular file (a .safetensors weights file was expected)")
         raise WeightsError(f"weights file not found: {path}")
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -87,6 +89,9 @@ def read_header(path: str | Path) -> tuple[dict, dict[str, str], int]:
         if len(head) < 8:
             raise WeightsError(f"{path} is not a .safetensors file (shorter than its 8-byte header length)")
         n = int.from_bytes(head, "little")
+        if n > size and n > MAX_HEADER_BYTES:  # text or other data read as a length: say so
+            raise WeightsError(f"{path} is not a .safetensors file: its first 8 bytes give a header of "
+                               f"{n:,} bytes (refused), the whole file has {size:,}")
         if n > MAX_HEADER_BYTES:
             raise WeightsError(f"{path}: header of {n:,} bytes refused (at most {MAX_HEADER_BYTES:,})")
         if 8 + n > size:
@@ -237,6 +242,13 @@ def init_model(model: Module, spec: str, strict: bool = True, runs_dir: str | Pa
         expected = model.state_dict()
         match(expected, {k: (np.shape(v), np.asarray(v).dtype) for k, v in state.items()}, strict, str(path))
         state = {k: v for k, v in state.items() if k in expected}
+    # NaN/inf weights would only surface as a non-finite loss at step 1 (exit 1, "training
+    # diverged"); they are a fault of the file, so it is refused here with the keys named
+    bad = [k for k, v in state.items() if np.issubdtype(np.asarray(v).dtype, np.inexact)
+           and not np.isfinite(np.asarray(v)).all()]
+    if bad:
+        raise WeightsError(f"{path} holds NaN or infinite values in {len(bad)} tensor(s): "
+                           f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} (nothing was loaded)")
     model.load_state_dict(state, strict=strict)
     return path
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from npdl.data import synthetic
 from npdl.data.datasets import Dataset
 from npdl.data.text_batching import BucketLoader, pad_batch
 from npdl.data.tokenizers import WordTokenizer
@@ -50,6 +51,7 @@ class Alternating(Dataset):
         if batch_tokens < max_len:
             raise ValueError(f"alternating: batch_tokens ({batch_tokens}) < max_len ({max_len})")
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        synthetic.check_fits("alternating", (n_train + n_val + n_test) * (112 + 8 * max_len))  # one array each
         self.min_len, self.max_len, self.batch_tokens, self.data_seed = min_len, max_len, batch_tokens, data_seed
         self.tokenizer = WordTokenizer(lowercase=False, split_punct=False).fit(["0 1"])
         self.symbols = np.array([self.tokenizer.encode("0")[0], self.tokenizer.encode("1")[0]], np.int64)

@@ -25,7 +25,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from npdl.data import download, parsers
+from npdl.data import download, parsers, synthetic
 from npdl.data.datasets import Dataset
 from npdl.data.text_batching import BucketLoader, pad_batch
 from npdl.data.tokenizers import BOS_ID, EOS_ID, BPETokenizer, Tokenizer, WordTokenizer, load_tokenizer
@@ -246,6 +246,8 @@ class _SymbolSeq2Seq(Seq2SeqData):
             raise ValueError(f"{self.name}: min_length {min_length} > max_length {max_length}")
         super().__init__(max_length + 2, batch_tokens, eval_batch_tokens)  # + <bos>/<eos> (and headroom)
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        # each example: a source and a target array (~100 bytes of object each, 8 per symbol)
+        synthetic.check_fits(self.name, 2 * (n_train + n_val + n_test) * (112 + 8 * max_length))
         self.min_length, self.max_length, self.symbols, self.data_seed = min_length, max_length, symbols, data_seed
 
     @staticmethod
