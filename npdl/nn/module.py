@@ -64,7 +64,7 @@ class Module:
         if isinstance(value, Parameter):
             modules.pop(name, None)
             buffers.pop(name, None)
-            params[name] = value
+            params[name] = self._placed(value)
             self.__dict__.pop(name, None)
         elif isinstance(value, Module):
             params.pop(name, None)
@@ -74,7 +74,7 @@ class Module:
         elif name in params and value is None:
             params[name] = None  # a lazily created parameter, not materialised yet
         elif name in buffers:
-            buffers[name] = value
+            buffers[name] = self._placed(value)
         else:
             object.__setattr__(self, name, value)
 
@@ -93,10 +93,23 @@ class Module:
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, value: np.ndarray | None, persistent: bool = True) -> None:
-        """A non-trainable array saved in ``state_dict`` (e.g. batch-norm running statistics)."""
-        self._buffers[name] = value
+        """A non-trainable array saved in ``state_dict`` (e.g. batch-norm running statistics),
+        kept on the default device (as parameters are)."""
+        self._buffers[name] = self._placed(value)
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
+
+    def _placed(self, value):
+        """``value`` (a parameter or buffer given to this module) on the module's device: the one
+        ``.to(device)`` chose, else the default device. Lazily built layers (``Linear`` without
+        ``in_features``) so create their weights where the model already is."""
+        device = self.__dict__.get("_device") or backend.get_default_device()
+        if isinstance(value, Tensor):
+            if backend.device_of(value.data) != device:
+                value.data = backend.to_device(value.data, device)
+        elif device is not backend.CPU and isinstance(value, np.ndarray):
+            value = backend.to_device(value, device)
+        return value
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         self._parameters[name] = param
@@ -186,6 +199,8 @@ class Module:
         return self
 
     def _to_device(self, device) -> "Module":
+        for mod in self.modules():
+            object.__setattr__(mod, "_device", device)
         for p in self.parameters():
             p.data = backend.to_device(p.data, device)
             if p.grad is not None and not isinstance(p.grad, RowSparseGrad):

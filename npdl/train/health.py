@@ -29,6 +29,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from npdl.core.backend import to_host
 from npdl.core.sparse import RowSparseGrad
 from npdl.nn.attention import MultiHeadAttention
 from npdl.nn.layers import ReLU, Sigmoid, Tanh
@@ -43,7 +44,7 @@ def _norm(a) -> float:
     sum of squares overflows (past ~1.8e19) while the entries are finite."""
     if isinstance(a, RowSparseGrad):
         a = a.coalesce().values  # repeated rows add up first, as in the dense gradient
-    flat = np.asarray(a).ravel()
+    flat = np.asarray(to_host(a)).ravel()   # health statistics are computed on the host, every health_every steps
     total = float(np.vdot(flat, flat))
     if not math.isfinite(total) and np.isfinite(flat).all():
         flat = flat.astype(np.float64)

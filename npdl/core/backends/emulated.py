@@ -9,8 +9,9 @@ stand-in (``NPDL_TEST_DEVICE=emulated``):
   as an ndarray's do (results are again ``EmulatedArray``; reductions give 0-d arrays, as
   CuPy's do), but when *npdl's own code* converts it implicitly (``np.asarray``), hands it
   to a NumPy function (``np.exp(a)``) or mixes it with a plain ndarray (``a + host``), a
-  ``HostDeviceError`` names the npdl line. Code outside npdl (the tests' ``np.testing``
-  comparisons) gets the host value instead, so tests compare results without ceremony.
+  ``HostDeviceError`` names the npdl line. Code outside npdl (the tests) is let through:
+  ``np.testing`` gets the host values, and a host operand joins the device array (the result
+  stays on the device), so tests compare and perturb results without ceremony.
   Explicit transfers are allowed, as on CuPy: ``.get()``, ``.item()``, ``float(a)``.
 * ``xp`` is the stand-in for the ``cupy`` module: NumPy's functions on unwrapped arrays,
   minus the names CuPy 14 does not have (``vecdot``, ``errstate``...), and with CuPy's
@@ -136,11 +137,11 @@ class EmulatedArray:
             return _wrap(ufunc(*_host(inputs)))
         _refuse_or_none(f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} "
                         "called on a device array")
-        return getattr(ufunc, method)(*_host(inputs), **_host(kwargs))
+        return _wrap(getattr(ufunc, method)(*_host(inputs), **_host(kwargs)))
 
     def __array_function__(self, func, types_, args, kwargs):
         _refuse_or_none(f"{func.__module__}.{func.__name__} called on a device array")
-        return func(*_host(args), **_host(kwargs))
+        return _wrap(func(*_host(args), **_host(kwargs)))
 
     def get(self) -> numpy.ndarray:
         """A host copy (CuPy's ``ndarray.get``)."""
@@ -290,7 +291,7 @@ def _binary(op: str, reflected: bool):
             other = other._a
         elif t is numpy.ndarray or t is list:
             _refuse_or_none(f"{op} mixing a device array with a host {t.__name__}")
-            return impl(self._a, numpy.asarray(other))     # outside npdl: a host result
+            other = numpy.asarray(other)     # outside npdl (a test): the host operand comes along
         elif not (isinstance(other, (int, float, complex, bool, numpy.generic))):
             return NotImplemented        # a Tensor (or anything else) gets its reflected turn
         return _wrap(impl(self._a, other))

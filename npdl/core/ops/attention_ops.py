@@ -83,6 +83,10 @@ class MultiHeadAttention(Function):
         b, h, t_q, t_k = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
         dt = q.dtype.type
         scale = dt(1.0 / np.sqrt(q.shape[-1]) if scale is None else scale)
+        if mask is not None:
+            mask = xp.asarray(mask)          # host masks move to the device (no-op on the CPU)
+        if bias is not None:
+            bias = xp.asarray(bias)
         if causal:
             cm = xp.asarray(causal_mask(t_q, t_k))
             mask = cm if mask is None else (mask & cm)

@@ -27,6 +27,7 @@ import numpy as np
 
 import npdl
 import npdl.functional as F
+from npdl.core.backend import to_host
 from npdl.core.tensor import Tensor
 from npdl.train import metrics as M
 from npdl.train.tasks import Task, register_task
@@ -38,7 +39,7 @@ def _state_arrays(state):
         return None
     if isinstance(state, (tuple, list)):
         return [_state_arrays(s) for s in state]
-    return np.array(state.data if isinstance(state, Tensor) else state, copy=True)
+    return np.array(to_host(state.data if isinstance(state, Tensor) else state), copy=True)   # host arrays
 
 
 def _state_tensors(obj):
