@@ -202,6 +202,14 @@ def is_device_array(x) -> bool:
     return t is not _ndarray and (t in _MODULES or t.__module__.startswith("cupy"))
 
 
+def asarray(x, dtype=None):
+    """``numpy.asarray`` that keeps a device array where it is (a Tensor gives its array)."""
+    x = getattr(x, "data", x) if not isinstance(x, (_ndarray, list, tuple)) else x
+    if type(x) is not _ndarray and is_device_array(x):
+        return x if dtype is None else x.astype(dtype, copy=False)
+    return numpy.asarray(x, dtype=dtype)
+
+
 def device_of(x) -> Device:
     """The device ``x`` (an array) lives on; NumPy arrays and scalars are on the cpu."""
     t = type(x)

@@ -36,6 +36,14 @@ _META = ("params", "param_names")  # group keys that are not hyperparameters
 
 
 
+def _onto(g, like):
+    """Gradient ``g`` on the device of array ``like`` (dense or row-sparse)."""
+    d = device_of(like)
+    if isinstance(g, RowSparseGrad):
+        return type(g)(to_device(g.rows, d), to_device(g.values, d), g.shape)
+    return to_device(g, d)
+
+
 def _is_array(v) -> bool:
     """An optimizer buffer (a NumPy or device array), not a step count."""
     return isinstance(v, np.ndarray) or is_device_array(v)
@@ -174,6 +182,8 @@ class Optimizer:
                 st = self.state.get(name)
                 if st is None:
                     st = self.state[name] = self._init_state(p, group)
+                if type(g) is not type(p.data) and type(p.data) is not np.ndarray:
+                    g = _onto(g, p.data)       # a gradient set by hand on the host, for a parameter on a device
                 if isinstance(g, RowSparseGrad):
                     self._sparse_step(p, g, st, group)
                 else:

@@ -165,7 +165,7 @@ class EmulatedArray:
         return None if b is None else EmulatedArray(b) if type(b) is numpy.ndarray else b
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("ctypes", "getfield", "resize", "setfield", "setflags",
+        if name.startswith("__") or name in ("data", "ctypes", "getfield", "resize", "setfield", "setflags",
                                              "to_device", "tofile", "dump", "dumps"):
             raise AttributeError(f"the emulated device array has no attribute {name!r}")
         attr = getattr(self._a, name)

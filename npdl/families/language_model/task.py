@@ -137,7 +137,7 @@ class SequenceLMTask(Task):
         for batch in self.data.loader(split).batches():
             flat, targets, logits = self._flat(batch)
             loss.add(F.cross_entropy(flat, targets).item(), len(targets))
-            pred = logits.data.argmax(axis=-1)
+            pred = to_host(logits.data.argmax(axis=-1))   # metrics on the host, once per eval batch
             tokens.add(M.accuracy(pred[batch.mask], batch.targets[batch.mask]), int(batch.mask.sum()))
             right_seqs += int(((pred == batch.targets) | ~batch.mask).all(axis=1).sum())
             n_seqs += len(pred)

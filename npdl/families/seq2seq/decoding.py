@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 import npdl
-from npdl.core.backend import get_array_module, to_host
+from npdl.core.backend import device_of, get_array_module, to_device, to_host
 from npdl.core.tensor import wrap
 from npdl.data.tokenizers import BOS_ID, EOS_ID, PAD_ID
 from npdl.nn.attention import take_cache_rows
@@ -82,6 +82,11 @@ def _top_indices(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _rows(a, index: np.ndarray):
+    """a[index] for a host ``index`` (the search runs on the host), ``a`` on any device."""
+    return a[index] if type(a) is np.ndarray else a[to_device(index, device_of(a))]
+
+
 def _step(model, tokens: np.ndarray, memory, src_mask, cache) -> np.ndarray:
     """Logits (N, V) for the next position after ``tokens`` (N, t), on the host (the search runs there)."""
     if cache is not None:
@@ -111,7 +116,7 @@ def greedy(model, src: np.ndarray, src_mask: np.ndarray, max_len: int | None = N
         keep = nxt != eos
         tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
         if not keep.all():
-            alive, tokens, memory, src_mask = alive[keep], tokens[keep], memory[keep], src_mask[keep]
+            alive, tokens, memory, src_mask = alive[keep], tokens[keep], _rows(memory, keep), src_mask[keep]
             _take_cache(cache, np.flatnonzero(keep))
             if not alive.size:
                 break
@@ -188,7 +193,7 @@ def beam_search(model, src: np.ndarray, src_mask: np.ndarray, beam_size: int = 4
             keep_s = ~done
             keep_rows = np.repeat(keep_s, k)
             sent, scores, tokens = sent[keep_s], scores[keep_s], tokens[keep_rows]
-            memory, mask = memory[keep_rows], mask[keep_rows]
+            memory, mask = _rows(memory, keep_rows), mask[keep_rows]
             _take_cache(cache, np.flatnonzero(keep_rows))
             if not sent.size:
                 break

@@ -205,7 +205,7 @@ class Word2VecTask(Task):
 def save_word2vec(path, words, vectors: np.ndarray, binary: bool = False) -> Path:
     """Write (V, D) ``vectors`` for ``words`` in word2vec's text or binary format."""
     path = Path(path)
-    vectors = np.asarray(vectors, np.float32)
+    vectors = np.asarray(to_host(vectors), np.float32)
     with atomic_open(path, "wb") as f:
         f.write(f"{len(words)} {vectors.shape[1]}\n".encode())
         if binary:
