@@ -61,14 +61,16 @@ class Device:
     def __enter__(self) -> "Device":
         self._previous.append(_STATE["default"])
         set_default_device(self)
+        _STATE["scopes"] += 1
         return self
 
     def __exit__(self, *exc) -> None:
+        _STATE["scopes"] -= 1
         _STATE["default"] = self._previous.pop()
 
 
 CPU = Device("cpu")
-_STATE = {"default": CPU}
+_STATE = {"default": CPU, "scopes": 0}
 _SPEC = re.compile(r"^(cpu|emulated|cuda)(?::(\d+))?$")
 
 
@@ -130,9 +132,37 @@ def _check_cuda(d: Device) -> None:
                           f"GPU{'' if count == 1 else 's'} (cuda:0..cuda:{count - 1})")
 
 
+def synchronize(d=None) -> None:
+    """Wait for the work queued on device ``d`` (default: the default device); a no-op on the CPU."""
+    d = parse_device(d) if d is not None else _STATE["default"]
+    _backend(d).synchronize(d.index)
+
+
 def get_default_device() -> Device:
     """Where ``Tensor(data)`` puts new arrays (cpu unless set)."""
     return _STATE["default"]
+
+
+def in_device_scope() -> bool:
+    """True inside ``with npdl.device(...)``: the caller chose the device (a config's ``device:`` yields)."""
+    return _STATE["scopes"] > 0
+
+
+def choose_device(spec) -> Device:
+    """Make ``spec`` the default device *as the caller's choice* (it wins over a config's
+    ``device:``) until ``restore`` puts back a ``snapshot`` (what a CLI command's ``--device`` does)."""
+    d = set_default_device(spec)
+    _STATE["scopes"] += 1
+    return d
+
+
+def snapshot() -> tuple:
+    """The default device and the caller's choices, for ``restore``."""
+    return _STATE["default"], _STATE["scopes"]
+
+
+def restore(state: tuple) -> None:
+    _STATE["default"], _STATE["scopes"] = state
 
 
 def set_default_device(spec) -> Device:

@@ -27,6 +27,11 @@ def as_strided(x, shape=None, strides=None, **kwargs):
     return cupy.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, **kwargs)
 
 
+def synchronize(index: int = 0) -> None:
+    """Wait until the GPU has finished the work queued so far (for timing)."""
+    cupy.cuda.Device(index).synchronize()
+
+
 def to_host(a):
     return a.get()
 

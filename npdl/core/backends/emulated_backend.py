@@ -17,6 +17,10 @@ def _raw(a, what: str):
     return a._a
 
 
+def synchronize(index: int = 0) -> None:
+    """The emulated device computes eagerly: nothing to wait for."""
+
+
 def to_host(a):
     return _raw(a, "to_host").copy()
 

@@ -7,6 +7,10 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view  # noqa: F40
 xp = numpy
 
 
+def synchronize(index: int = 0) -> None:
+    """Wait for queued device work (none on the CPU)."""
+
+
 def to_host(a):
     return a
 
