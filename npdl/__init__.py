@@ -14,6 +14,7 @@ Experiments from Python (``npdl.api``, loaded on first use: the core never impor
     run.evaluate("test")
 """
 from npdl.core.autograd import Function
+from npdl.core.backend import Device, DeviceError, device, get_array_module, get_default_device, set_default_device
 from npdl.core.gradcheck import GradcheckError, gradcheck
 from npdl.core.grad_mode import enable_grad, is_grad_enabled, no_grad
 from npdl.core.creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
@@ -47,5 +48,6 @@ __all__ = [
     "matmul", "sum", "mean", "max", "min", "var", "logsumexp", "concat", "stack", "split", "pad", "take",
     "reshape", "transpose", "broadcast_to", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
     "GradcheckError", "Function", "manual_seed", "default_rng", "get_rng_state", "set_rng_state",
-    "RowSparseGrad", "fit", "Run",
+    "RowSparseGrad", "fit", "Run", "device", "Device", "DeviceError", "get_default_device", "set_default_device",
+    "get_array_module",
 ]

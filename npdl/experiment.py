@@ -16,6 +16,7 @@ import npdl.nn  # noqa: F401  (registers layers and losses)
 import npdl.optim  # noqa: F401  (registers optimizers and schedules)
 from npdl import config, schema
 from npdl.config import Config
+from npdl.core import backend
 from npdl.data import datasets as _datasets  # noqa: F401  (registers the built-in datasets)
 from npdl.nn.module import evaluating
 from npdl.optim.schedules import LRScheduler
@@ -84,6 +85,22 @@ class Experiment:
                        seed=self.seed, callbacks=callbacks, dist=dist)
 
 
+def _use_device(cfg: Config) -> None:
+    """Make the config's ``device:`` the default device, so the model, its batches and the
+    optimizer's state live there; a device the caller chose (``with npdl.device(...)``, the
+    CLI's ``--device`` on eval/resume/...) wins. Without ``device:`` the default stays as it is.
+
+    Raises:
+        ConfigError: CUDA asked for without CuPy or without a usable GPU (what is missing, located).
+    """
+    if "device" not in cfg.data or backend.in_device_scope():
+        return
+    try:
+        backend.set_default_device(cfg.data["device"])
+    except backend.DeviceError as exc:
+        raise cfg.error([config.Problem("device", str(exc))]) from None
+
+
 def build(cfg: Config, root=None, prepare: bool | str = True, run_dir=None) -> Experiment:
     """Validate, then build everything.
 
@@ -96,6 +113,7 @@ def build(cfg: Config, root=None, prepare: bool | str = True, run_dir=None) -> E
     """
     config.validate(cfg)
     d = cfg.data
+    _use_device(cfg)
     seed = int(d.get("seed", 0))
     npdl.manual_seed(seed)
     with config.located(cfg, "data"):

@@ -9,6 +9,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT.parent / "shared" / "data"
+# NPDL_TEST_DEVICE=emulated (or cuda) runs the suite with that default device: every tensor the
+# tests build (and every parameter and batch npdl builds from them) lives there
+TEST_DEVICE = os.environ.get("NPDL_TEST_DEVICE", "").strip() or "cpu"
+
+
+def pytest_configure(config) -> None:
+    from npdl.core import backend
+
+    backend.set_default_device(TEST_DEVICE)
+
+
+def pytest_report_header(config) -> str:
+    return f"npdl test device: {TEST_DEVICE}"
 
 
 def tiny_config(**overrides) -> dict:

@@ -187,7 +187,7 @@ def test_state_dict_round_trip(name, kw):
         fake_grads(named, k)
         opt.step()
     sd = opt.state_dict()
-    scalars = {n: {k: v for k, v in s.items() if not isinstance(v, np.ndarray)} for n, s in sd["state"].items()}
+    scalars = {n: {k: v for k, v in s.items() if not hasattr(v, "shape")} for n, s in sd["state"].items()}  # arrays: NumPy or device
     json.dumps({"groups": sd["param_groups"], "step": sd["step"], "state": scalars})  # JSON-able but the arrays
     copy = [(n, Parameter(p.data.copy())) for n, p in named]
     fresh = cls(copy, **kw)

@@ -62,11 +62,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from npdl.nn.module import StateDictError
     from npdl.optim.optimizer import OptimizerStateError
     from npdl.config import ConfigError
+    from npdl.core.backend import DeviceError
     from npdl.runs import RunError
     from npdl.train.checkpoint import CheckpointError
 
     return (ConfigError, DataError, RunError, CheckpointError, StateDictError, OptimizerStateError,
-            TokenizerError, VocabError, ContextTooLongError, UsageError)
+            TokenizerError, VocabError, ContextTooLongError, UsageError, DeviceError)
 
 
 class UsageError(ValueError):
@@ -173,7 +174,10 @@ def command(*args, **kwargs):
 
         @functools.wraps(fn)
         def wrapper(*a, **k):
+            from npdl.core import backend
+
             STATE["failed_stage"] = None
+            devices = backend.snapshot()   # a run's `device:` or a --device lasts as long as its command
             try:
                 return fn(*a, **k)
             except typer.Exit:
@@ -189,6 +193,8 @@ def command(*args, **kwargs):
                     raise
                 message, code = classify(exc)
                 raise fail(message, code=code) from None
+            finally:
+                backend.restore(devices)
 
         return app.command(*args, **kwargs)(wrapper)
 

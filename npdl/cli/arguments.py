@@ -79,3 +79,26 @@ def _kind(mode: int) -> str:
         if test(mode):
             return name
     return "not a plain file"
+
+
+DEVICE_HELP = ("Where tensors live: cpu, cuda, cuda:N (needs pip install -e \".[cuda]\" and a GPU) or "
+               "emulated (a CPU stand-in that refuses host/device mix-ups, for testing).")
+
+
+def on_device(device: str | None):
+    """``with on_device(--device value):`` the command's tensors live there (it wins over a run's
+    ``device:``); nothing changes without the option. An unknown name or a missing CuPy/GPU is a
+    ``DeviceError`` (exit 2, saying what is missing)."""
+    import contextlib
+
+    from npdl.core import backend
+
+    return backend.device(device) if device else contextlib.nullcontext()
+
+
+def use_device(device: str | None) -> None:
+    """``--device`` for the rest of the command (the command wrapper restores the default after)."""
+    if device:
+        from npdl.core import backend
+
+        backend.choose_device(device)

@@ -38,7 +38,10 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
           markdown: Path = typer.Option(None, "--markdown", help="Render the README performance table from a "
                                                                  "--json file and exit (measures nothing)."),
           to_quality: bool = typer.Option(False, "--to-quality", help="word2vec: wall time to reach gensim's "
-                                                                      "5-epoch analogy accuracy (minutes).")):
+                                                                      "5-epoch analogy accuracy (minutes)."),
+          device: str = typer.Option(None, "--device", metavar="DEVICE",
+                                     help="Training steps (mlp, lstm, transformer) of npdl on this device beside "
+                                          "npdl on the CPU and PyTorch on the GPU (cuda), in the same run.")):
     """Measure npdl beside hand-written NumPy, PyTorch and gensim (when installed), same run, same threads."""
     from npdl.bench import report
 
@@ -59,6 +62,8 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
         return
     if json_out is not None:
         output_file(json_out, "--json")  # a bad path fails now, not after the measurements
+    if device is not None and device.strip().lower() != "cpu":
+        return _on_device(device, names, threads, rounds, quick, json_out)
     chosen = names or list(BENCHMARKS)
     unknown = [n for n in chosen if n not in BENCHMARKS]
     if unknown:
@@ -78,6 +83,32 @@ def bench(names: list[str] = typer.Argument(None, help=f"Which benchmarks: {', '
             found = module.run(settings, to_quality=to_quality) if name == "word2vec" else module.run(settings)
             console.print(_table(name, found))
             figures += found
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.document(facts, figures), indent=1) + "\n")
+        console.print(f"figures written to {json_out}", markup=False, highlight=False, soft_wrap=True)
+
+
+DEVICE_BENCHMARKS = ("mlp", "lstm", "transformer")
+
+
+def _on_device(device: str, names, threads, rounds, quick: bool, json_out) -> None:
+    """``npdl bench --device D [mlp|lstm|transformer]...``: see ``npdl.bench.device``."""
+    from npdl.bench import conditions, device as device_bench, report
+    from npdl.core import backend
+
+    chosen = names or list(DEVICE_BENCHMARKS)
+    unknown = [n for n in chosen if n not in DEVICE_BENCHMARKS]
+    if unknown:
+        raise fail(f"--device benchmarks are {', '.join(DEVICE_BENCHMARKS)}; not {unknown[0]!r}")
+    backend.device(device)   # DeviceError (exit 2) before anything runs: no CuPy, no GPU
+    settings = _settings(threads, rounds, quick)
+    with conditions.threads_set(settings.threads):
+        facts = conditions.facts(settings)
+        for line in report.header_lines(facts):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        figures = device_bench.run(settings, device, chosen)
+    for f in figures:
+        console.print(_table(f.bench, [f]))
     if json_out is not None:
         json_out.write_text(json.dumps(report.document(facts, figures), indent=1) + "\n")
         console.print(f"figures written to {json_out}", markup=False, highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from npdl.cli.app import command, console, err_console, fail, stage, warn
 from npdl.cli import launch
-from npdl.cli.arguments import check_checkpoint, regular_file
+from npdl.cli.arguments import DEVICE_HELP, check_checkpoint, on_device, regular_file
 from npdl.cli.progress import ProgressReporter, fmt_epochs, fmt_metrics
 
 SET_HELP = "Override a config value: --set optimizer.lr=3e-4 (value parsed as YAML). Repeatable."
@@ -120,14 +120,19 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
           resume: str = typer.Option(None, "--resume", help="Continue this run instead of starting one.",
                                      metavar="RUN"),
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
-          procs: int = typer.Option(1, "--procs", min=1, help=launch.PROCS_HELP, metavar="N")):
+          procs: int = typer.Option(1, "--procs", min=1, help=launch.PROCS_HELP, metavar="N"),
+          device: str = typer.Option(None, "--device", help=DEVICE_HELP + " Recorded in the run's config.",
+                                     metavar="DEVICE")):
     """Train the model a YAML config describes; everything lands in runs/<name>-<time>/."""
     if resume:
         if config is not None or set_ or name:
             raise fail("--resume continues a run exactly as it was configured: give no CONFIG, --set or --name")
-        return _resume(resume, runs_dir, data_root, procs)
+        with on_device(device):
+            return _resume(resume, runs_dir, data_root, procs)
     if config is None:
         raise fail("give a CONFIG file to train (or --resume RUN)")
+    if device:   # the same as --set device=...: the run's config records where it trained
+        set_ = [*(set_ or []), f"device={device}"]
     if _relaunch(procs):
         args = ["train", str(config), *[a for v in set_ or [] for a in ("--set", v)], "--runs-dir", str(runs_dir)]
         args += (["--name", name] if name else []) + (["--data-root", str(data_root)] if data_root else [])
@@ -223,10 +228,13 @@ def _resume_rank(spec: str, runs_dir: Path, data_root: Path | None, comm) -> Non
 def resume(run: str = typer.Argument(..., help="Run folder (or unique name prefix under --runs-dir)."),
            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
            data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
-           procs: int = typer.Option(1, "--procs", min=1, help=launch.PROCS_HELP, metavar="N")):
+           procs: int = typer.Option(1, "--procs", min=1, help=launch.PROCS_HELP, metavar="N"),
+           device: str = typer.Option(None, "--device", help=DEVICE_HELP + " Default: the run's own.",
+                                      metavar="DEVICE")):
     """Continue an interrupted run from its last checkpoint, with nothing but its folder (on any
-    number of processes: checkpoints do not depend on it)."""
-    _resume(run, runs_dir, data_root, procs)
+    number of processes or device: checkpoints do not depend on them)."""
+    with on_device(device):
+        _resume(run, runs_dir, data_root, procs)
 
 
 @command(short_help="Validate configs, show model summaries.")
@@ -269,12 +277,14 @@ def eval_(run: str = typer.Argument(..., help="Run folder (or unique name prefix
           split: str = typer.Option("test", "--split", help="Which split to evaluate."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
-          task_: str = typer.Option(None, "--task", help="A task-specific evaluation (e.g. analogy).")):
+          task_: str = typer.Option(None, "--task", help="A task-specific evaluation (e.g. analogy)."),
+          device: str = typer.Option(None, "--device", help=DEVICE_HELP + " Default: the run's own.",
+                                     metavar="DEVICE")):
     """Evaluate a run's checkpoint on a split; prints a table and writes it into the run."""
     from npdl import api
 
     check_checkpoint(checkpoint_)
-    with stage(f"evaluating run {run}"):
+    with stage(f"evaluating run {run}"), on_device(device):
         try:
             result = api.evaluate_run(run, checkpoint_, split, task_, runs_dir, data_root)
         except api.EvaluationError as exc:

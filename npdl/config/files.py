@@ -20,7 +20,7 @@ from npdl import schema
 from npdl.config import yamlsafe
 from npdl.config.errors import ConfigError, Problem
 
-SECTIONS = ("name", "seed", "data", "model", "loss", "optimizer", "schedule", "train", "eval")
+SECTIONS = ("name", "seed", "device", "data", "model", "loss", "optimizer", "schedule", "train", "eval")
 MAX_FILES = 32       # files read through `base:` (a base list of 10 files, each with 10 bases, ...)
 MAX_SET_PARTS = 16   # dotted parts in a --set key
 

@@ -18,6 +18,7 @@ import typing
 from npdl import schema
 from npdl.config.errors import Problem, did_you_mean, join
 from npdl.config.files import SECTIONS, Config
+from npdl.core.backend import DeviceError, parse_device
 from npdl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, TASKS, Registry
 from npdl.train.trainer import TrainSettings
 
@@ -112,6 +113,11 @@ def validate(cfg: Config) -> None:
         problems.append(Problem("name", f"expected a non-empty string, got {schema.show(d.get('name'))}"))
     if "seed" in d and schema.check(d["seed"], schema.NonNegativeInt):
         problems.append(Problem("seed", schema.check(d["seed"], schema.NonNegativeInt)))
+    if "device" in d:   # the name only: whether CuPy and a GPU are there is checked when the run starts
+        try:
+            parse_device(d["device"])
+        except DeviceError as exc:
+            problems.append(Problem("device", str(exc)))
     problems += [Problem(s, "missing section") for s in ("data", "model", "optimizer") if s not in d]
     data_cls = None
     if "data" in d:

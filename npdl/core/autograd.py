@@ -22,6 +22,7 @@ import itertools
 
 import numpy as np
 
+from npdl.core import backend
 from npdl.core.grad_mode import GRAD
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import DEFAULT_FLOAT, Tensor, as_array, wrap
@@ -67,6 +68,8 @@ class Function:
                 needs.append(False)
                 constants = True
         if constants:
+            if ref is None:   # no floating tensor: integer tensors on a device take the constants there
+                ref = next((a for a, x in zip(arrays, inputs) if isinstance(x, Tensor) and type(a) is not np.ndarray), None)
             arrays = [a if isinstance(x, Tensor) else _constant(a, ref) for a, x in zip(arrays, inputs)]
         ctx = cls()
         ctx.seq = next(_counter)
@@ -106,7 +109,9 @@ def _constant(x, ref: np.ndarray | None) -> np.ndarray:
     their own dtype (a float64 array stays float64), other values follow ``as_array``.
     """
     if ref is None:
-        return x if isinstance(x, np.ndarray) else as_array(x)
+        return x if isinstance(x, np.ndarray) or backend.is_device_array(x) else as_array(x)
+    if type(ref) is not np.ndarray:
+        return _device_constant(x, ref)
     if isinstance(x, np.ndarray):
         if x.dtype.kind == "f" and ref.dtype.kind == "f" and x.dtype != ref.dtype:
             return x.astype(ref.dtype)
@@ -117,6 +122,21 @@ def _constant(x, ref: np.ndarray | None) -> np.ndarray:
     if arr.dtype.kind == "f" and ref.dtype.kind == "f" and arr.dtype != ref.dtype:
         arr = arr.astype(ref.dtype)
     return arr
+
+
+def _device_constant(x, ref):
+    """``_constant`` for an op whose tensors live on a device: scalars stay NumPy scalars of the
+    graph dtype (device libraries take those), host arrays move to ``ref``'s device. ``ref`` is
+    the first floating tensor's array, or an integer one when no input is floating."""
+    if ref.dtype.kind == "f" and isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+        return ref.dtype.type(x)
+    if isinstance(x, (bool, int, float, np.generic)):
+        return x
+    if not backend.is_device_array(x):
+        x = backend.to_device(np.asarray(x), backend.device_of(ref))
+    if x.dtype.kind == "f" and ref.dtype.kind == "f" and x.dtype != ref.dtype:
+        x = x.astype(ref.dtype)
+    return x
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -170,14 +190,14 @@ def _accumulate_leaf(t: Tensor, g, owned: bool) -> None:
     if isinstance(g, RowSparseGrad):
         t.grad = g if t.grad is None else _add(t.grad, g)
         return
-    if type(g) is not np.ndarray:  # a full reduction can hand back a NumPy scalar
+    if type(g) is not np.ndarray and not backend.is_device_array(g):  # a full reduction can hand back a NumPy scalar
         g, owned = np.asarray(g), True
     if g.dtype != t.data.dtype:
         g, owned = g.astype(t.data.dtype), True
     if t.grad is None:
         # a view, the incoming gradient itself, or an array given to two inputs must be copied:
         # a later `+=` into t.grad would otherwise change another gradient
-        t.grad = g if owned else np.array(g, copy=True)
+        t.grad = g if owned else g.copy()
     elif isinstance(t.grad, RowSparseGrad):
         t.grad = t.grad + g
     else:
@@ -199,10 +219,14 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             raise RuntimeError(
                 f"backward() without a `grad` argument needs a scalar, but this tensor has shape "
                 f"{root.shape}; reduce it first (e.g. .sum() or .mean()) or pass grad=<array of that shape>.")
-        grad, owned = np.ones(root.data.shape, root.data.dtype), True
+        grad, owned = backend.get_array_module(root.data).ones(root.data.shape, root.data.dtype), True
     else:
         owned = False  # np.asarray may share the caller's array
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        if type(root.data) is np.ndarray:
+            grad = np.asarray(grad, dtype=root.data.dtype)
+        else:
+            grad = backend.to_device(grad, backend.device_of(root.data)).astype(root.data.dtype, copy=False)
         if grad.shape != root.shape:
             raise ValueError(f"backward(grad=...): grad has shape {grad.shape}, tensor has shape {root.shape}")
     if root._ctx is None:
@@ -216,7 +240,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             node.grad_outs = [None] * len(outs)
             if all(g is None for g in outs):
                 continue
-            g = tuple(np.zeros(s, d) if o is None else o for o, (s, d) in zip(outs, node.out_meta))
+            xp = backend.get_array_module(*outs)
+            g = tuple(xp.zeros(s, d) if o is None else o for o, (s, d) in zip(outs, node.out_meta))
         else:
             g = node.grad_out
             if g is None:
@@ -238,7 +263,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             if ig is None:
                 continue
             # owned: a fresh ndarray that no other input or node refers to (see _accumulate_leaf)
-            owned = type(ig) is np.ndarray and ig is not g and ig.base is None and id(ig) not in shared
+            owned = ((type(ig) is np.ndarray or backend.is_device_array(ig)) and ig is not g
+                     and ig.base is None and id(ig) not in shared)
             if type(ig) is not RowSparseGrad and ig.shape != p.data.shape:
                 ig, owned = unbroadcast(ig, p.data.shape), True   # a reduction: always a new array
                 if ig.shape != p.data.shape:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core import backend
 from npdl.core import random as _random
 from npdl.core.tensor import DEFAULT_FLOAT, Tensor, _raw, _shape_arg, as_array
 
@@ -29,24 +30,32 @@ def _dt(dtype):
     return DEFAULT_FLOAT if dtype is None else dtype
 
 
+def _xp():
+    """The array module of the default device: new tensors are allocated there directly."""
+    d = backend._STATE["default"]
+    return np if d is backend.CPU else d.xp
+
+
 def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.zeros(_shape_arg(shape), _dt(dtype)), requires_grad)
+    return _leaf(_xp().zeros(_shape_arg(shape), _dt(dtype)), requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.ones(_shape_arg(shape), _dt(dtype)), requires_grad)
+    return _leaf(_xp().ones(_shape_arg(shape), _dt(dtype)), requires_grad)
 
 
 def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.full(_shape_arg((shape,)), fill_value, _dt(dtype)), requires_grad)
+    return _leaf(_xp().full(_shape_arg((shape,)), fill_value, _dt(dtype)), requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.zeros_like(_raw(t), dtype=dtype), requires_grad)
+    a = _raw(t)
+    return _leaf(backend.get_array_module(a).zeros_like(a, dtype=dtype), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.ones_like(_raw(t), dtype=dtype), requires_grad)
+    a = _raw(t)
+    return _leaf(backend.get_array_module(a).ones_like(a, dtype=dtype), requires_grad)
 
 
 def randn(*shape, rng: np.random.Generator | None = None, dtype=None, requires_grad: bool = False) -> Tensor:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core.backend import get_array_module, to_device, to_host
+
 from npdl.core.grad_mode import no_grad
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
@@ -30,7 +32,7 @@ def _outputs(out) -> list[Tensor]:
 
 
 def _project(outs: list[Tensor], vs: list[np.ndarray]) -> float:
-    return float(np.sum([np.sum(o.data.astype(np.float64) * v) for o, v in zip(outs, vs)]))
+    return float(np.sum([np.sum(to_host(o.data).astype(np.float64) * v) for o, v in zip(outs, vs)]))
 
 
 def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
@@ -61,7 +63,7 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     for o, v in zip(outs, vs):
         if not o.requires_grad:
             continue
-        term = (o * Tensor(v, dtype=o.dtype)).sum()
+        term = (o * Tensor(to_device(v.astype(o.dtype), o.device))).sum()
         total = term if total is None else total + term
     if total is None:
         raise GradcheckError("gradcheck: no output depends on an input that requires grad")
@@ -69,9 +71,9 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     for i, t in checked:
         g = t.grad
         analytic = np.zeros(t.shape) if g is None else (g.to_dense() if isinstance(g, RowSparseGrad) else g)
-        analytic = np.asarray(analytic, dtype=np.float64)
+        analytic = np.asarray(to_host(analytic), dtype=np.float64)   # checked on the host
         flat = t.data.reshape(-1)  # a view: perturbing it perturbs t
-        if not np.shares_memory(flat, t.data):
+        if not get_array_module(flat).shares_memory(flat, t.data):
             raise ValueError(f"gradcheck: input {i} is not contiguous; pass a contiguous tensor")
         with no_grad():
             for j in range(flat.size):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.core import autograd
+from npdl.core.ops import device as dev
 from npdl.core.ops import elementwise as ew
 from npdl.core.ops import matmul as mm
 from npdl.core.ops import movement as mv
@@ -75,6 +76,7 @@ Tensor.minimum = ew.minimum
 Tensor.masked_fill = ew.masked_fill
 Tensor.astype = ew.astype
 Tensor.float = _float
+Tensor.to = dev.to
 Tensor.double = _double
 # reductions
 Tensor.sum = red.sum

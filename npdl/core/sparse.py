@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core.backend import extras, get_array_module
+from npdl.core.backends import numpy_backend
+
 
 def coalesce_rows(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum ``values`` rows that share an index.
 
     rows: (N,) int; values: (N, *D). Returns (unique_rows (U,), summed (U, *D)), sorted by row.
-    Sort + ``np.add.reduceat`` is 1.3-3x faster than ``np.add.at`` here (measured with numpy 2.4).
+    On the CPU sort + ``np.add.reduceat`` (1.3-3x faster than ``np.add.at``); on a GPU one
+    atomic ``cupyx.scatter_add`` (``npdl/core/backends``).
     """
-    if rows.size == 0:
-        return rows.astype(np.int64), values
-    order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
-    starts = np.flatnonzero(np.concatenate(([True], sorted_rows[1:] != sorted_rows[:-1])))
-    return sorted_rows[starts], np.add.reduceat(values[order], starts, axis=0)
+    if type(values) is np.ndarray:
+        return numpy_backend.coalesce_rows(rows, values)
+    return extras(get_array_module(values)).coalesce_rows(rows, values)
 
 
 def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
     """Dense (num_rows, *D) array with ``values`` summed into ``rows`` (repeats accumulate)."""
-    out = np.zeros((num_rows,) + values.shape[1:], dtype=values.dtype)
+    out = get_array_module(values).zeros((num_rows,) + values.shape[1:], dtype=values.dtype)
     if rows.size:
         unique, summed = coalesce_rows(rows, values)
         out[unique] = summed
@@ -58,15 +59,16 @@ class RowSparseGrad:
     def to_dense(self) -> np.ndarray:
         """The full (num_rows, *D) gradient."""
         c = self.coalesce()
-        out = np.zeros(self.shape, dtype=self.values.dtype)
+        out = get_array_module(self.values).zeros(self.shape, dtype=self.values.dtype)
         out[c.rows] = c.values
         return out
 
     def __add__(self, other):
         if isinstance(other, RowSparseGrad):
-            return RowSparseGrad(np.concatenate([self.rows, other.rows]),
-                                 np.concatenate([self.values, other.values]), self.shape)
-        dense = np.array(other, copy=True)
+            xp = get_array_module(self.values)
+            return RowSparseGrad(xp.concatenate([self.rows, other.rows]),
+                                 xp.concatenate([self.values, other.values]), self.shape)
+        dense = other.copy()
         c = self.coalesce()
         dense[c.rows] += c.values
         return dense

@@ -1,6 +1,7 @@
 """Tensor: an ndarray plus what reverse-mode differentiation needs.
 
-``Tensor.data`` is a plain ``np.ndarray``; ``Tensor.grad`` is an ndarray of the same shape
+``Tensor.data`` is a plain ``np.ndarray`` (or a device array: CuPy's, the emulated device's; see
+``backend.py``); ``Tensor.grad`` is an ndarray of the same shape
 and dtype (or a ``RowSparseGrad`` for sparse embeddings, or None). This module holds the
 tensor's state and what records no graph node (properties, comparisons, ``argmax``, ...); it
 imports no other part of the engine. The ops that record a node (``x + y``, ``x.exp()``,
@@ -16,22 +17,37 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core import backend
 from npdl.core.grad_mode import GRAD
 
 DEFAULT_FLOAT = np.float32
 
 
 def as_array(data, dtype=None) -> np.ndarray:
-    """``data`` as an ndarray: floats become float32 unless ``dtype`` says otherwise."""
+    """``data`` as an ndarray: floats become float32 unless ``dtype`` says otherwise.
+
+    Host data goes to the default device (``backend.get_default_device``, the cpu unless set);
+    an array already on a device stays there.
+    """
     if isinstance(data, Tensor):
         data = data.data
+    if type(data) is not np.ndarray and backend.is_device_array(data):
+        if dtype is not None:
+            return data.astype(dtype, copy=False)
+        if data.dtype.kind == "f" and data.dtype != DEFAULT_FLOAT:
+            return data.astype(DEFAULT_FLOAT)
+        return data
     if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    arr = np.asarray(data)
-    if arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
-        return arr.astype(DEFAULT_FLOAT)
-    if arr.dtype.kind in "OUSc":
-        raise TypeError(f"npdl tensors hold numbers, not {arr.dtype} (got {type(data).__name__})")
+        arr = np.asarray(data, dtype=dtype)
+    else:
+        arr = np.asarray(data)
+        if arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
+            arr = arr.astype(DEFAULT_FLOAT)
+        elif arr.dtype.kind in "OUSc":
+            raise TypeError(f"npdl tensors hold numbers, not {arr.dtype} (got {type(data).__name__})")
+    default = backend._STATE["default"]
+    if default is not backend.CPU:
+        return backend.to_device(arr, default)
     return arr
 
 
@@ -101,12 +117,18 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self._ctx is None
 
+    @property
+    def device(self) -> backend.Device:
+        """Where the data lives (``cpu``, ``cuda:N``, ``emulated``)."""
+        return backend.device_of(self.data)
+
     def item(self):
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
-        return self.data
+        """The data as a NumPy array: the underlying array itself on the cpu (shared, not
+        copied), a host copy when the tensor lives on a device."""
+        return backend.to_host(self.data)
 
     def tolist(self):
         return self.data.tolist()
@@ -125,12 +147,14 @@ class Tensor:
         self.grad = None
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(backend.to_host(self.data), separator=", ", prefix="tensor(")
         extra = ""
         if self.data.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self.data.dtype}"
         if self.requires_grad:
             extra += ", requires_grad=True"
+        if type(self.data) is not np.ndarray:
+            extra += f", device='{self.device}'"
         return f"tensor({body}{extra})"
 
     def __len__(self) -> int:
@@ -183,16 +207,21 @@ class Tensor:
 
     # ---- outside the graph ------------------------------------------------------------
     def argmax(self, axis=None, keepdims: bool = False):
-        return wrap(np.argmax(self.data, axis=axis, keepdims=keepdims))
+        return wrap(_as_array_result(self.data.argmax(axis=axis, keepdims=keepdims)))
 
     def argmin(self, axis=None, keepdims: bool = False):
-        return wrap(np.argmin(self.data, axis=axis, keepdims=keepdims))
+        return wrap(_as_array_result(self.data.argmin(axis=axis, keepdims=keepdims)))
 
     def __setitem__(self, index, value) -> None:
         if self.requires_grad and GRAD.enabled:
             raise RuntimeError("in-place assignment to a tensor that requires grad would corrupt its "
                                "gradient; use masked_fill/where, or assign under npdl.no_grad()")
-        self.data[_index_arg(index)] = _raw(value)
+        self.data[_index_arg(index, self.data)] = _raw(value)
+
+
+def _as_array_result(r):
+    """NumPy reductions over all axes give a scalar; keep the array type (as np.argmax did)."""
+    return np.asarray(r) if isinstance(r, np.generic) else r
 
 
 def _shape_arg(shape) -> tuple[int, ...]:
@@ -201,9 +230,22 @@ def _shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-def _index_arg(index):
+def _index_arg(index, data=None):
+    """An index for ``data``: tensors unwrapped, lists as arrays; on a device, host index
+    arrays move to ``data``'s device (an explicit transfer of the index, not of the data)."""
+    if data is not None and type(data) is not np.ndarray:
+        return _device_index(index, data)
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return _raw(index)
+
+
+def _device_index(index, data):
+    if isinstance(index, tuple):
+        return tuple(_device_index(i, data) for i in index)
+    index = _raw(index)
+    if isinstance(index, (list, np.ndarray)):
+        return backend.to_device(np.asarray(index), backend.device_of(data))
+    return index

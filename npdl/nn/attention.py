@@ -15,6 +15,7 @@ import numpy as np
 
 import npdl.functional as F
 from npdl.core import random as _random
+from npdl.core.backend import device_of, get_array_module, is_device_array, to_device
 from npdl.core.grad_mode import is_grad_enabled
 from npdl.core.ops.attention_ops import MultiHeadAttention as _MHA
 from npdl.core.tensor import Tensor, wrap
@@ -30,18 +31,23 @@ class ContextTooLongError(ValueError):
 
 
 def _raw(m) -> np.ndarray:
-    return np.asarray(m.data if isinstance(m, Tensor) else m)
+    m = m.data if isinstance(m, Tensor) else m
+    return m if is_device_array(m) else np.asarray(m)
 
 
 def _allowed_and_bias(m: np.ndarray, name: str, dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
     """A PyTorch-style mask as (allowed, additive bias): bool True = blocked; float = added, -inf = blocked."""
+    xp = get_array_module(m)
+    on_host = xp is np   # on a device, no host round trip to find out whether a mask blocks anything
     if m.dtype == bool:
-        return (None if not m.any() else ~m), None
+        return (None if on_host and not m.any() else ~m), None
     if m.dtype.kind != "f":
         raise TypeError(f"multi_head_attention: {name} must be boolean (True = blocked) or float (added to the "
                         f"scores, -inf = blocked), got {m.dtype}")
-    allowed = ~np.isneginf(m)
-    bias = np.where(allowed, m, 0).astype(dtype)
+    allowed = ~xp.isneginf(m)
+    bias = xp.where(allowed, m, 0).astype(dtype)
+    if not on_host:
+        return allowed, bias
     return (None if allowed.all() else allowed), (bias if bias.any() else None)
 
 
@@ -91,7 +97,7 @@ def _append_kv(cache: dict, k: np.ndarray, v: np.ndarray) -> None:
     if buf is None or n + t > buf.shape[1]:
         cap = max(n + t, 2 * n, _MIN_CAPACITY)
         for name, new in (("k", k), ("v", v)):
-            grown = np.empty((b, cap, new.shape[2]), new.dtype)
+            grown = get_array_module(new).empty((b, cap, new.shape[2]), new.dtype)
             if n:
                 grown[:, :n] = cache[name]
             cache[name + "_buf"] = grown
@@ -111,6 +117,8 @@ def take_cache_rows(cache: dict, rows: np.ndarray) -> None:
     """
     if "k" not in cache:
         return
+    if type(cache["k"]) is not np.ndarray:   # host rows (the search runs on the host) to the cache's device
+        rows = to_device(np.asarray(rows), device_of(cache["k"]))
     for name in ("k", "v"):
         buf = cache.get(name + "_buf")
         if buf is None:
@@ -118,7 +126,7 @@ def take_cache_rows(cache: dict, rows: np.ndarray) -> None:
             continue
         n, m = cache[name].shape[1], len(rows)
         if m > buf.shape[0]:  # more rows than the buffer holds (repeated rows): a larger one
-            cache[name + "_buf"] = buf = np.empty((m,) + buf.shape[1:], buf.dtype)
+            cache[name + "_buf"] = buf = get_array_module(buf).empty((m,) + buf.shape[1:], buf.dtype)
         buf[:m, :n] = cache[name][rows]  # the right side is a copy (fancy indexing), so overlap is safe
         cache[name] = buf[:m, :n]
 
@@ -221,7 +229,8 @@ class MultiHeadAttention(Module):
         else:
             q, k, v = (a.data for a in arrays)
         if static_kv:  # cross-attention: the projected memory, kept as is
-            cache["k"], cache["v"] = np.ascontiguousarray(k), np.ascontiguousarray(v)
+            xp = get_array_module(k)
+            cache["k"], cache["v"] = xp.ascontiguousarray(k), xp.ascontiguousarray(v)
         else:  # self-attention: this step's keys/values written after the cached ones
             _append_kv(cache, k, v)
         return [wrap(q), wrap(cache["k"]), wrap(cache["v"])]

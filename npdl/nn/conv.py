@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from npdl.core import random as _random
+from npdl.core.backend import get_array_module
 from npdl.core.ops import conv as _conv
 from npdl.core.tensor import Tensor
 from npdl.nn import init
@@ -155,7 +156,7 @@ class BatchNorm(Module):
                 self.num_batches_tracked[...] += 1
             return out
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        scale = (1.0 / np.sqrt(self.running_var + self.eps)).astype(x.dtype)
+        scale = (1.0 / get_array_module(self.running_var).sqrt(self.running_var + self.eps)).astype(x.dtype)
         out = (x - self.running_mean.astype(x.dtype).reshape(shape)) * scale.reshape(shape)
         if self.affine:
             out = out * self.weight.reshape(shape) + self.bias.reshape(shape)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from npdl.core import autograd
+from npdl.core.backend import to_host
 from npdl.core.tensor import Tensor
 from npdl.nn.module import Module, Parameter
 
@@ -155,8 +156,8 @@ def record(model: Module, step, extra: dict[str, Module] | None = None) -> StepG
                 src = _leaf(leaves, x, names).id
             else:
                 continue  # a Python scalar or 0-d constant: part of the op, not of the data flow
-            edges.append(Edge(src, op_id, tuple(np.shape(x.data if isinstance(x, Tensor) else x)), _dtype(x)))
-    value = float(np.asarray(loss.data).ravel()[0]) if loss.data.size == 1 else float("nan")
+            edges.append(Edge(src, op_id, tuple(getattr(x.data if isinstance(x, Tensor) else x, "shape", ())), _dtype(x)))
+    value = float(np.asarray(to_host(loss.data)).ravel()[0]) if loss.data.size == 1 else float("nan")
     edges.append(Edge(ids[id(loss._ctx)], "loss", loss.shape, _dtype(loss.data)))
     loss_node = Node("loss", "loss", "loss", shape=loss.shape, dtype=_dtype(loss.data))
     return StepGraph(list(leaves.values()) + ops + [loss_node], edges, modules, value)

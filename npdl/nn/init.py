@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from npdl.core import backend
 from npdl.core import random as _random
 from npdl.core.tensor import Tensor
 
@@ -37,7 +38,10 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:
-    t.data[...] = values.astype(t.data.dtype, copy=False)
+    """Write host ``values`` (drawn from a host generator) into ``t``, wherever it lives: the
+    same numbers on every device."""
+    values = values.astype(t.data.dtype, copy=False)
+    t.data[...] = values if type(t.data) is np.ndarray else backend.to_device(values, backend.device_of(t.data))
     return t
 
 

@@ -12,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from npdl.core import backend
+from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
 
 
@@ -22,7 +24,8 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         arr = data.data if isinstance(data, Tensor) else data
-        arr = np.asarray(arr)
+        if not backend.is_device_array(arr):
+            arr = np.asarray(arr)
         super().__init__(arr, requires_grad=requires_grad, dtype=dtype or (arr.dtype if arr.dtype.kind == "f" else None))
 
     def __repr__(self) -> str:
@@ -61,7 +64,7 @@ class Module:
         if isinstance(value, Parameter):
             modules.pop(name, None)
             buffers.pop(name, None)
-            params[name] = value
+            params[name] = self._placed(value)
             self.__dict__.pop(name, None)
         elif isinstance(value, Module):
             params.pop(name, None)
@@ -71,7 +74,7 @@ class Module:
         elif name in params and value is None:
             params[name] = None  # a lazily created parameter, not materialised yet
         elif name in buffers:
-            buffers[name] = value
+            buffers[name] = self._placed(value)
         else:
             object.__setattr__(self, name, value)
 
@@ -90,10 +93,23 @@ class Module:
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, value: np.ndarray | None, persistent: bool = True) -> None:
-        """A non-trainable array saved in ``state_dict`` (e.g. batch-norm running statistics)."""
-        self._buffers[name] = value
+        """A non-trainable array saved in ``state_dict`` (e.g. batch-norm running statistics),
+        kept on the default device (as parameters are)."""
+        self._buffers[name] = self._placed(value)
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
+
+    def _placed(self, value):
+        """``value`` (a parameter or buffer given to this module) on the module's device: the one
+        ``.to(device)`` chose, else the default device. Lazily built layers (``Linear`` without
+        ``in_features``) so create their weights where the model already is."""
+        device = self.__dict__.get("_device") or backend.get_default_device()
+        if isinstance(value, Tensor):
+            if backend.device_of(value.data) != device:
+                value.data = backend.to_device(value.data, device)
+        elif device is not backend.CPU and isinstance(value, np.ndarray):
+            value = backend.to_device(value, device)
+        return value
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         self._parameters[name] = param
@@ -160,17 +176,41 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, dtype) -> "Module":
-        """Cast floating parameters and buffers in place (e.g. float64 for gradcheck)."""
-        dtype = np.dtype(dtype)
+    def to(self, dtype_or_device) -> "Module":
+        """Cast floating parameters and buffers in place (``float64`` for gradcheck), or move
+        them, their gradients included, to a device (``"cuda"``, ``"cuda:1"``, ``"cpu"``,
+        ``"emulated"``, a ``Device``).
+
+        Raises:
+            DeviceError: a device that cannot be used (no CuPy, no GPU).
+        """
+        if isinstance(dtype_or_device, backend.Device) or (
+                isinstance(dtype_or_device, str) and backend.looks_like_device(dtype_or_device)):
+            return self._to_device(backend.device(dtype_or_device))
+        dtype = np.dtype(dtype_or_device)
         for p in self.parameters():
             if p.data.dtype.kind == "f":
                 p.data = p.data.astype(dtype)
                 p.grad = None
         for mod in self.modules():
             for k, b in mod._buffers.items():
-                if isinstance(b, np.ndarray) and b.dtype.kind == "f":
+                if (isinstance(b, np.ndarray) or backend.is_device_array(b)) and b.dtype.kind == "f":
                     mod._buffers[k] = b.astype(dtype)
+        return self
+
+    def _to_device(self, device) -> "Module":
+        for mod in self.modules():
+            object.__setattr__(mod, "_device", device)
+        for p in self.parameters():
+            p.data = backend.to_device(p.data, device)
+            if p.grad is not None and not isinstance(p.grad, RowSparseGrad):
+                p.grad = backend.to_device(p.grad, device)
+            else:
+                p.grad = None
+        for mod in self.modules():
+            for k, b in mod._buffers.items():
+                if b is not None and hasattr(b, "dtype"):
+                    mod._buffers[k] = backend.to_device(b, device)
         return self
 
     def double(self) -> "Module":
@@ -191,7 +231,7 @@ class Module:
         for name, p in self.named_parameters(remove_duplicate=False):
             out[name] = p.data
         for name, b in self.named_buffers():
-            out[name] = np.asarray(b)
+            out[name] = b if backend.is_device_array(b) else np.asarray(b)
         return out
 
     def load_state_dict(self, state: dict, strict: bool = True) -> tuple[list[str], list[str]]:
@@ -215,8 +255,8 @@ class Module:
             if key not in state:
                 continue
             cur = mod._parameters[attr] if kind == "param" else mod._buffers[attr]
-            cur_shape = None if cur is None else tuple(np.shape(cur.data if isinstance(cur, Tensor) else cur))
-            new_shape = tuple(np.shape(state[key]))
+            cur_shape = None if cur is None else tuple((cur.data if isinstance(cur, Tensor) else cur).shape)
+            new_shape = tuple(np.shape(backend.to_host(state[key])))
             if cur_shape is not None and cur_shape != new_shape:
                 misshaped.append((key, cur_shape, new_shape))
         if misshaped or (strict and (missing or unexpected)):
@@ -224,16 +264,20 @@ class Module:
         for key, (kind, mod, attr) in targets.items():
             if key not in state:
                 continue
-            value = np.asarray(state[key])
+            value = np.asarray(backend.to_host(state[key]))
             if kind == "param":
                 p = mod._parameters[attr]
-                if p is None:  # lazy parameter: materialise with the stored shape
+                if p is None:  # lazy parameter: materialise with the stored shape (on the default device)
                     mod._parameters[attr] = Parameter(value.copy())
-                else:
-                    p.data = value.astype(p.data.dtype, copy=True)
+                else:   # onto the parameter's own device: a checkpoint holds host arrays
+                    p.data = backend.to_device(value.astype(p.data.dtype, copy=True), backend.device_of(p.data))
             else:
                 cur = mod._buffers[attr]
-                mod._buffers[attr] = value.astype(cur.dtype, copy=True) if isinstance(cur, np.ndarray) else value.copy()
+                if isinstance(cur, np.ndarray) or backend.is_device_array(cur):
+                    value = backend.to_device(value.astype(cur.dtype, copy=True), backend.device_of(cur))
+                else:
+                    value = backend.to_device(value.copy(), backend.get_default_device())
+                mod._buffers[attr] = value
         return missing, unexpected
 
     # ---- calling and printing ----------------------------------------------------------

@@ -44,13 +44,14 @@ from collections import OrderedDict
 
 import numpy as np
 
+from npdl.core.backend import to_host
 from npdl.nn.attention import MultiHeadAttention
 from npdl.nn.module import Module
 
 
 def _contiguous(a) -> np.ndarray:
     """A C-contiguous host array of the same shape (``np.ascontiguousarray`` would make a 0-d array 1-d)."""
-    a = np.asarray(a)
+    a = np.asarray(to_host(a))   # exports hold host arrays
     return a if a.flags.c_contiguous else a.copy(order="C")
 
 

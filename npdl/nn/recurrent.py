@@ -34,6 +34,7 @@ from typing import Literal
 import numpy as np
 
 import npdl.functional as F
+from npdl.core import backend
 from npdl.core.ops.movement import concat, stack
 from npdl.core.tensor import Tensor
 from npdl.nn.module import Module
@@ -51,12 +52,13 @@ def lengths_to_mask(lengths, t_len: int) -> np.ndarray:
     Raises:
         ValueError: lengths that are not a 1-D integer array, or outside [0, T].
     """
-    lens = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+    lens = backend.asarray(lengths)
+    xp = backend.get_array_module(lens)
     if lens.ndim != 1 or lens.dtype.kind not in "iu":
         raise ValueError(f"lengths must be a 1-D integer array (B,), got {lens.dtype} of shape {lens.shape}")
-    if lens.size and (lens.min() < 0 or lens.max() > t_len):
+    if xp is np and lens.size and (lens.min() < 0 or lens.max() > t_len):   # (on a device: no host round trip)
         raise ValueError(f"lengths must lie in [0, T={t_len}], got min {lens.min()} and max {lens.max()}")
-    return np.arange(t_len)[None, :] < lens[:, None]
+    return xp.arange(t_len)[None, :] < lens[:, None]
 
 
 class _RecurrentBase(Module):
@@ -113,13 +115,15 @@ class _RecurrentBase(Module):
             if m.shape[0] != b:
                 raise ValueError(f"{self.mode}: lengths has {m.shape[0]} entries for a batch of {b}")
         elif mask is not None:
-            m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+            m = backend.asarray(mask)
             if m.dtype != bool or m.shape != (b, t_len):
                 raise ValueError(f"{self.mode}: mask must be boolean (B, T) = {(b, t_len)} (True = real token; "
                                  f"batch-major even when batch_first=False), got {m.dtype} {m.shape}")
         else:
             return None
-        return None if m.all() else np.ascontiguousarray(m.T)
+        if type(m) is np.ndarray and m.all():   # (on a device the mask is used as it is: no host round trip)
+            return None
+        return backend.get_array_module(m).ascontiguousarray(m.T)
 
     def _initial(self, state, b: int, dtype):
         """Per (layer, direction) initial h (and c) tensors from a (L*D, B, H) state or zeros."""
@@ -150,7 +154,7 @@ class _RecurrentBase(Module):
             ValueError: an input that is not 3-D or whose feature size differs from
                 input_size; a state, lengths or mask of the wrong shape.
         """
-        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+        x = x if isinstance(x, Tensor) else Tensor(backend.asarray(x))
         if x.ndim != 3:
             layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
             raise ValueError(f"{self.mode}: input must be {layout}, got shape {tuple(x.shape)}")

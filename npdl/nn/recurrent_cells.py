@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from npdl.core import backend
 from npdl.core import random as _random
 from npdl.core.ops.recurrent import RNNRecurrence
 from npdl.core.ops.recurrent_gru import GRURecurrence
@@ -53,7 +54,7 @@ def as_state(value, shape: tuple[int, ...], dtype, what: str) -> Tensor:
     """
     if value is None:
         return Tensor(np.zeros(shape, dtype), dtype=dtype)
-    t = value if isinstance(value, Tensor) else Tensor(np.asarray(value), dtype=dtype)
+    t = value if isinstance(value, Tensor) else Tensor(backend.asarray(value), dtype=dtype)
     if tuple(t.shape) != shape:
         raise ValueError(f"{what} must have shape {shape}, got {tuple(t.shape)}")
     return t
@@ -109,7 +110,7 @@ class _Cell(Module):
         Raises:
             ValueError: x not (B, input_size), or a state not (B, hidden_size) (a pair for the LSTM).
         """
-        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+        x = x if isinstance(x, Tensor) else Tensor(backend.asarray(x))
         if x.ndim != 2:
             raise ValueError(f"{self.mode}_cell: input must be (B, input_size), got shape {tuple(x.shape)}")
         if self._parameters["weight_ih"] is None:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 import npdl.functional as F
+from npdl.core import backend
 from npdl.core.tensor import Tensor
 from npdl.nn.attention import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from npdl.nn.layers import Embedding, LayerNorm
@@ -21,7 +22,7 @@ from npdl.nn.module import Module
 
 def as_token_ids(x) -> np.ndarray:
     """Token ids (B, T) as an integer array (from a Tensor or array-like); other shapes/dtypes are errors."""
-    ids = np.asarray(x.data if isinstance(x, Tensor) else x)
+    ids = backend.asarray(x)   # host or device ids, where they are
     if ids.ndim != 2 or ids.dtype.kind not in "iu":
         raise ValueError(f"expected integer token ids of shape (B, T), got {ids.dtype} {ids.shape}")
     return ids

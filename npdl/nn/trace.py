@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from npdl.core.backend import get_array_module
 from npdl.core.tensor import Tensor
 from npdl.nn.module import Module
 
@@ -53,7 +54,7 @@ def trace(model: Module, max_depth: int | None = None):
             ts = _tensors(out)
             own = sum(p.size for p in _m._parameters.values() if p is not None)
             records.append(Record(_name, type(_m).__name__, [t.shape for t in ts], own,
-                                  all(np.isfinite(t.data).all() for t in ts if t.dtype.kind == "f")))
+                                  all(bool(get_array_module(t.data).isfinite(t.data).all()) for t in ts if t.dtype.kind == "f")))
             return out
 
         object.__setattr__(mod, "forward", wrapper)

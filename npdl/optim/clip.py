@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from npdl.core.backend import get_array_module
+
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
 
@@ -53,6 +55,8 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0) -> float:
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
     arrays = [_arrays(p) for p in _with_grads(params)]
+    if arrays and type(arrays[0]) is not np.ndarray:
+        return _clip_on_device(arrays, max_norm, norm_type)
     total = _norm(arrays, norm_type)
     if not math.isfinite(total):
         return total
@@ -64,8 +68,35 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0) -> float:
 
 
 def grad_norm(params, norm_type: float = 2.0) -> float:
-    """The global p-norm of all gradients (dense and sparse), without changing them."""
-    return _norm([_arrays(p) for p in _with_grads(params)], norm_type)
+    """The global p-norm of all gradients (dense and sparse), without changing them
+    (on a device: a 0-d array there, see ``_device_norm``)."""
+    arrays = [_arrays(p) for p in _with_grads(params)]
+    if arrays and type(arrays[0]) is not np.ndarray:
+        return _device_norm(arrays, norm_type)
+    return _norm(arrays, norm_type)
+
+
+def _device_norm(arrays, norm_type: float):
+    """The global norm of gradients on a device, as a 0-d float64 array there: reading it is
+    the caller's choice (a host round trip), so clipping itself never waits for the device."""
+    if not norm_type > 0:
+        raise ValueError(f"gradient norm: norm_type must be positive, got {norm_type}")
+    xp = get_array_module(arrays[0])
+    if math.isinf(norm_type):
+        return xp.max(xp.stack([xp.max(xp.abs(a)).astype(xp.float64) for a in arrays if a.size] or [xp.zeros(())]))
+    terms = [xp.sum(xp.abs(a.astype(xp.float64)) ** norm_type) for a in arrays]
+    return xp.sum(xp.stack(terms)) ** (1.0 / norm_type)
+
+
+def _clip_on_device(arrays, max_norm: float, norm_type: float):
+    """``clip_grad_norm_`` on a device: the scale is computed and applied there (1 when the norm
+    is within bounds or not finite), with no host round trip; returns the 0-d norm."""
+    xp = get_array_module(arrays[0])
+    total = _device_norm(arrays, norm_type)
+    coef = xp.where(xp.isfinite(total), xp.minimum(max_norm / (total + 1e-6), 1.0), 1.0)
+    for a in arrays:
+        xp.multiply(a, coef.astype(a.dtype), out=a)
+    return total
 
 
 def _norm(arrays: list[np.ndarray], norm_type: float) -> float:
@@ -102,4 +133,4 @@ def clip_grad_value_(params, clip_value: float) -> None:
     c = float(clip_value)
     for p in _with_grads(params):
         a = _arrays(p)
-        np.clip(a, -c, c, out=a)
+        get_array_module(a).clip(a, -c, c, out=a)

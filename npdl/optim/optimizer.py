@@ -26,6 +26,7 @@ import typing
 import numpy as np
 
 from npdl import schema
+from npdl.core.backend import device_of, get_array_module, is_device_array, to_device, to_host
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
 from npdl.optim.groups import normalize_groups
@@ -33,6 +34,19 @@ from npdl.schema import ArgumentError, NonNegativeFloat, did_you_mean
 
 _META = ("params", "param_names")  # group keys that are not hyperparameters
 
+
+
+def _onto(g, like):
+    """Gradient ``g`` on the device of array ``like`` (dense or row-sparse)."""
+    d = device_of(like)
+    if isinstance(g, RowSparseGrad):
+        return type(g)(to_device(g.rows, d), to_device(g.values, d), g.shape)
+    return to_device(g, d)
+
+
+def _is_array(v) -> bool:
+    """An optimizer buffer (a NumPy or device array), not a step count."""
+    return isinstance(v, np.ndarray) or is_device_array(v)
 
 class OptimizerStateError(ValueError):
     """``load_state_dict`` found problems; ``problems`` lists every one. Nothing was changed."""
@@ -134,13 +148,13 @@ class Optimizer:
         key = (like.dtype.str, slot)
         buf = self._scratch.get(key)
         if buf is None or buf.size < like.size:
-            buf = self._scratch[key] = np.empty(like.size, like.dtype)
+            buf = self._scratch[key] = get_array_module(like).empty(like.size, like.dtype)
         return buf[:like.size].reshape(like.shape)
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
         st = {"step": 0}
         for k, fill in self._buffers(group).items():
-            st[k] = np.full(p.data.shape, fill, dtype=p.data.dtype)
+            st[k] = get_array_module(p.data).full(p.data.shape, fill, dtype=p.data.dtype)
         return st
 
     def step(self) -> None:
@@ -168,6 +182,8 @@ class Optimizer:
                 st = self.state.get(name)
                 if st is None:
                     st = self.state[name] = self._init_state(p, group)
+                if type(g) is not type(p.data) and type(p.data) is not np.ndarray:
+                    g = _onto(g, p.data)       # a gradient set by hand on the host, for a parameter on a device
                 if isinstance(g, RowSparseGrad):
                     self._sparse_step(p, g, st, group)
                 else:
@@ -181,11 +197,11 @@ class Optimizer:
             return
         st["step"] += 1
         w = p.data[rows]
-        sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+        sub = {k: (v[rows] if _is_array(v) else v) for k, v in st.items()}
         self._update(w, g.values.astype(p.data.dtype, copy=False), sub, group)
         p.data[rows] = w
         for k, v in st.items():
-            if isinstance(v, np.ndarray):
+            if _is_array(v):
                 v[rows] = sub[k]
 
     def zero_grad(self) -> None:
@@ -204,7 +220,7 @@ class Optimizer:
             d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k not in _META}
             d["params"] = list(g["param_names"])
             groups.append(d)
-        state = {n: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+        state = {n: {k: (v.copy() if _is_array(v) else v) for k, v in s.items()}
                  for n, s in self.state.items()}
         return {"state": state, "param_groups": groups, "step": self.step_count}
 
@@ -272,11 +288,12 @@ class Optimizer:
                     out[k] = int(v)
                 else:
                     errs.append(f"state['{name}']['step']: expected a non-negative integer, got {v!r}")
-            elif not isinstance(v, np.ndarray) or v.shape != p.data.shape:
-                got = v.shape if isinstance(v, np.ndarray) else type(v).__name__
+            elif not _is_array(v) or v.shape != p.data.shape:
+                got = v.shape if _is_array(v) else type(v).__name__
                 errs.append(f"state['{name}']['{k}']: shape mismatch: parameter has {p.data.shape}, got {got}")
             else:
-                out[k] = np.array(v, dtype=p.data.dtype, copy=True)  # owned, writable, param's dtype
+                # owned, writable, the parameter's dtype and device (a checkpoint holds host arrays)
+                out[k] = to_device(np.array(to_host(v), dtype=p.data.dtype, copy=True), device_of(p.data))
         return out, errs
 
     def __repr__(self) -> str:

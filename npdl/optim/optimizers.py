@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from npdl.core.backend import get_array_module
 from npdl.optim.optimizer import Optimizer
 from npdl.registry import OPTIMIZERS
 from npdl.schema import NonNegativeFloat, PositiveFloat, Probability, UnitInterval
@@ -25,18 +26,20 @@ Groups = tuple[dict[str, Any], ...]  # [{match: regex, lr: ..., weight_decay: ..
 
 def _decayed(w, g, wd, opt, slot=0):
     """g + wd * w (L2 regularisation folded into the gradient) in a scratch array; g if wd == 0."""
+    xp = get_array_module(w)
     if not wd:
         return g
     out = opt._tmp(w, slot)
-    np.multiply(w, wd, out=out)
+    xp.multiply(w, wd, out=out)
     out += g
     return out
 
 
 def _ema(buf, x, decay, tmp):
     """buf = decay * buf + (1 - decay) * x, in place."""
+    xp = get_array_module(buf)
     buf *= decay
-    np.multiply(x, 1.0 - decay, out=tmp)
+    xp.multiply(x, 1.0 - decay, out=tmp)
     buf += tmp
 
 
@@ -67,12 +70,13 @@ class SGD(Optimizer):
         return {"momentum_buffer": 0.0} if group["momentum"] else {}
 
     def _update(self, w, g, st, group):
+        xp = get_array_module(w)
         mom = group["momentum"]
         g = _decayed(w, g, group["weight_decay"], self)
         if mom:
             buf = st["momentum_buffer"]
             if st["step"] == 1:
-                np.copyto(buf, g)  # PyTorch: the buffer starts as the first gradient, undamped
+                xp.copyto(buf, g)  # PyTorch: the buffer starts as the first gradient, undamped
             else:
                 keep = 1.0 - group["dampening"]
                 buf *= mom
@@ -80,17 +84,17 @@ class SGD(Optimizer):
                     buf += g
                 else:
                     t = self._tmp(w, 1)
-                    np.multiply(g, keep, out=t)
+                    xp.multiply(g, keep, out=t)
                     buf += t
             if group["nesterov"]:
                 t = self._tmp(w, 1)
-                np.multiply(buf, mom, out=t)
+                xp.multiply(buf, mom, out=t)
                 t += g
                 g = t
             else:
                 g = buf
         step = self._tmp(w, 2)
-        np.multiply(g, group["lr"], out=step)
+        xp.multiply(g, group["lr"], out=step)
         w -= step
 
 
@@ -104,6 +108,7 @@ class _AdamBase(Optimizer):
         return bufs
 
     def _update(self, w, g, st, group):
+        xp = get_array_module(w)
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         b1, b2 = group["betas"]
         t = st["step"]
@@ -115,19 +120,19 @@ class _AdamBase(Optimizer):
         tmp = self._tmp(w, 1)
         m, v = st["exp_avg"], st["exp_avg_sq"]
         _ema(m, g, b1, tmp)                           # m_t = b1 m + (1 - b1) g
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         tmp *= 1.0 - b2
         v *= b2
         v += tmp                                      # v_t = b2 v + (1 - b2) g^2
         if group["amsgrad"]:                          # Reddi et al. 2018: use the running max of v
-            np.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
+            xp.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
             v = st["max_exp_avg_sq"]
         # Kingma & Ba 2015, Algorithm 1: w -= lr * m_hat / (sqrt(v_hat) + eps), hats = bias-corrected
         # with c2 = sqrt(1 - b2^t): sqrt(v_hat) + eps = (sqrt(v) + eps c2) / c2, one pass fewer
         c2 = math.sqrt(1.0 - b2 ** t)
-        np.sqrt(v, out=tmp)
+        xp.sqrt(v, out=tmp)
         tmp += eps * c2
-        np.divide(m, tmp, out=tmp)
+        xp.divide(m, tmp, out=tmp)
         tmp *= lr * c2 / (1.0 - b1 ** t)
         w -= tmp
 
@@ -191,27 +196,28 @@ class RMSprop(Optimizer):
         return bufs
 
     def _update(self, w, g, st, group):
+        xp = get_array_module(w)
         alpha, eps, lr = group["alpha"], group["eps"], group["lr"]
         g = _decayed(w, g, group["weight_decay"], self)
         tmp, d = self._tmp(w, 1), self._tmp(w, 2)
         s = st["square_avg"]
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         _ema(s, tmp, alpha, tmp)
         if group["centered"]:
             a = st["grad_avg"]
             _ema(a, g, alpha, tmp)
-            np.multiply(a, a, out=d)
-            np.subtract(s, d, out=d)
-            np.sqrt(d, out=d)
+            xp.multiply(a, a, out=d)
+            xp.subtract(s, d, out=d)
+            xp.sqrt(d, out=d)
         else:
-            np.sqrt(s, out=d)
+            xp.sqrt(s, out=d)
         d += eps
-        np.divide(g, d, out=tmp)
+        xp.divide(g, d, out=tmp)
         if group["momentum"]:
             b = st["momentum_buffer"]
             b *= group["momentum"]
             b += tmp
-            np.multiply(b, lr, out=tmp)
+            xp.multiply(b, lr, out=tmp)
         else:
             tmp *= lr
         w -= tmp
@@ -238,13 +244,14 @@ class Adagrad(Optimizer):
         return {"sum": group["initial_accumulator_value"]}
 
     def _update(self, w, g, st, group):
+        xp = get_array_module(w)
         g = _decayed(w, g, group["weight_decay"], self)
         clr = group["lr"] / (1.0 + (st["step"] - 1) * group["lr_decay"])
         s, tmp = st["sum"], self._tmp(w, 1)
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         s += tmp
-        np.sqrt(s, out=tmp)
+        xp.sqrt(s, out=tmp)
         tmp += group["eps"]
-        np.divide(g, tmp, out=tmp)
+        xp.divide(g, tmp, out=tmp)
         tmp *= clr
         w -= tmp

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from npdl.atomic import atomic_open
+from npdl.core.backend import is_device_array, to_host
 
 META = "meta.json"
 MAX_META = 64 << 20       # bytes of meta.json
@@ -39,7 +40,13 @@ class CheckpointError(ValueError):
 
 
 def _flatten(prefix: str, obj, arrays: dict, path: str = ""):
-    """Split a nested dict into arrays (stored as npz members) and a JSON-able skeleton."""
+    """Split a nested dict into arrays (stored as npz members) and a JSON-able skeleton.
+
+    Arrays on a device are copied to the host: a checkpoint always holds NumPy arrays, so a
+    run trained on a GPU resumes or evaluates on a CPU (and back: loading puts each array on
+    its parameter's device)."""
+    if is_device_array(obj):
+        obj = to_host(obj)
     if isinstance(obj, np.ndarray):
         key = f"{prefix}/{path}"
         arrays[key] = obj
@@ -144,8 +151,8 @@ def _expected(model, optimizer) -> dict[tuple, tuple[tuple, np.dtype | None]]:
     if model is not None:
         for k, v in model.state_dict().items():
             if v is not None:
-                arr = v.data if hasattr(v, "data") and not isinstance(v, np.ndarray) else v
-                out[("model", k)] = (tuple(np.shape(arr)), getattr(arr, "dtype", None))
+                arr = v if isinstance(v, np.ndarray) or is_device_array(v) or not hasattr(v, "data") else v.data
+                out[("model", k)] = (tuple(getattr(arr, "shape", None) or np.shape(arr)), getattr(arr, "dtype", None))
     if optimizer is not None:
         for g in optimizer.param_groups:
             for name, p in zip(g["param_names"], g["params"]):

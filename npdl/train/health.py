@@ -29,6 +29,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from npdl.core.backend import get_array_module, to_host
 from npdl.core.sparse import RowSparseGrad
 from npdl.nn.attention import MultiHeadAttention
 from npdl.nn.layers import ReLU, Sigmoid, Tanh
@@ -43,7 +44,7 @@ def _norm(a) -> float:
     sum of squares overflows (past ~1.8e19) while the entries are finite."""
     if isinstance(a, RowSparseGrad):
         a = a.coalesce().values  # repeated rows add up first, as in the dense gradient
-    flat = np.asarray(a).ravel()
+    flat = np.asarray(to_host(a)).ravel()   # health statistics are computed on the host, every health_every steps
     total = float(np.vdot(flat, flat))
     if not math.isfinite(total) and np.isfinite(flat).all():
         flat = flat.astype(np.float64)
@@ -64,7 +65,7 @@ class Activations:
             return
         axis = 1 if out.ndim >= 4 else out.ndim - 1
         other = tuple(i for i in range(out.ndim) if i != axis)
-        active = (out > 0).any(axis=other)
+        active = to_host((out > 0).any(axis=other))   # statistics live on the host (a health step only)
         calls = self.alive.setdefault(name, [])
         same = next((i for i, a in enumerate(calls) if a.shape == active.shape), None)
         if same is None:  # a module called on another width (rare) counts as a layer of its own
@@ -74,11 +75,12 @@ class Activations:
 
     def squash(self, name: str, out: np.ndarray, low: float, high: float) -> None:
         n = self.saturated.setdefault(name, [0, 0])
-        n[0] += int(np.count_nonzero((out < low) | (out > high)))
+        n[0] += int(get_array_module(out).count_nonzero((out < low) | (out > high)))
         n[1] += out.size
 
     def attention(self, name: str, weights: np.ndarray) -> None:
         """weights (B, H, T, S): each (b, h, t) row a distribution over keys (all-zero = fully masked)."""
+        weights = to_host(weights)
         logp = np.log(np.where(weights > 0, weights, 1.0))
         ent = -(weights * logp).sum(axis=-1)                 # (B, H, T)
         valid = weights.sum(axis=-1) > 0.5                   # skip rows with every key blocked
@@ -177,7 +179,7 @@ class Probe:
     def __init__(self, model: Module, activations: Activations | None = None):
         self.params = list(model.named_parameters())
         self.grad_norms = {n: _norm(p.grad) for n, p in self.params if p.grad is not None}
-        self.before = {n: p.data.copy() for n, p in self.params}
+        self.before = {n: np.array(to_host(p.data), copy=True) for n, p in self.params}   # host snapshots
         self.activations = activations
 
     def finish(self, lr: float | None = None) -> dict[str, float | None]:
@@ -190,7 +192,7 @@ class Probe:
             if n in self.grad_norms:
                 out[f"grad_norm/{n}"] = self.grad_norms[n]
             out[f"weight_norm/{n}"] = w_norm
-            step = _norm(np.subtract(p.data, w0, out=w0))  # the snapshot is not needed any more
+            step = _norm(np.subtract(to_host(p.data), w0, out=w0))  # the snapshot is not needed any more  # the snapshot is not needed any more
             # None where the ratio has no meaning: a zero weight (a bias at init) or no update at all
             out[f"update_ratio/{n}"] = math.log10(step / w_norm) if step > 0 and w_norm > 0 else None
         if self.activations is not None:

@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 import npdl
+from npdl.core.backend import to_host
 from npdl.core.tensor import Tensor
 from npdl.registry import TASKS
 from npdl.train import metrics as M
@@ -87,7 +88,7 @@ class ClassificationTask(Task):
         for x, y in self.data.loader(split).batches():
             logits = self.model(Tensor(x))
             loss.add(self.loss_fn(logits, y).item(), len(y))
-            preds.append(logits.data.argmax(axis=-1))
+            preds.append(to_host(logits.data.argmax(axis=-1)))   # metrics on the host, once per eval batch
             targets.append(y)
         pred, target = np.concatenate(preds), np.concatenate(targets)
         out = {"loss": loss.value, "accuracy": M.accuracy(pred, target)}

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from npdl.core.backend import get_array_module
 from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 
 
@@ -142,4 +143,4 @@ class Updater:
 
 def _finite_grad(g) -> bool:
     values = g.values if hasattr(g, "values") and not isinstance(g, np.ndarray) else g
-    return bool(np.isfinite(values).all())
+    return bool(get_array_module(values).isfinite(values).all())

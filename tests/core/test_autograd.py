@@ -374,4 +374,4 @@ def test_integer_arithmetic_stays_in_the_default_float():
 def test_scalar_parameter_gradient_is_an_array():
     s = npdl.tensor(2.0, requires_grad=True)
     (s * npdl.ones(3)).sum().backward()
-    assert type(s.grad) is np.ndarray and s.grad.shape == () and s.grad == 3.0
+    assert type(s.grad) is type(s.data) and s.grad.shape == () and s.grad == 3.0   # an array (on s's device)

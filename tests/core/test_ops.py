@@ -93,6 +93,8 @@ W2V_BATCH = dict(words=np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3]), window=np.array
 W2V_MASK = np.array([[1, 1, 0], [0, 0, 0], [1, 0, 1], [1, 1, 1]], bool)
 
 
+_OTHER_DEVICE = "emulated" if npdl.get_default_device() == "cpu" else "cpu"
+
 CASES = {
     # arithmetic, with broadcasting both ways and 0-d operands
     "add": (lambda a, b: a + b, [t(3, 4), t(4, seed=1)]),
@@ -259,6 +261,8 @@ CASES = {
                             [t(10, 3, scale=0.5), t(10, 3, seed=1, scale=0.5)]),
     "cbow_batch_loss": (lambda a, b: op("CBOWBatchLoss").apply(a, b, negative=3, max_window=2, **W2V_BATCH),
                         [t(10, 3, scale=0.5), t(10, 3, seed=1, scale=0.5)]),
+    # a move to the other device and back (cpu <-> the emulated device): ToDevice both ways
+    "to_device": (lambda a: (a.to(_OTHER_DEVICE) * 2.0).to(a.device), [t(2, 3)]),
 }
 
 

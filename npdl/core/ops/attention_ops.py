@@ -29,6 +29,7 @@ import numpy as np
 
 from npdl.core import random as _random
 from npdl.core.autograd import Function
+from npdl.core.backend import get_array_module
 from npdl.core.ops.nn import causal_mask
 from npdl.core.parallel import in_slabs
 from npdl.core.random import keep_mask
@@ -73,6 +74,7 @@ class MultiHeadAttention(Function):
     @staticmethod
     def forward(ctx, *arrays, layout="q_k_v", num_heads=1, mask=None, bias=None, causal=False, scale=None,
                 dropout_p=0.0, rng=None, weights_out=None):
+        xp = get_array_module(*arrays)
         parts = _LAYOUTS[layout]
         if len(arrays) != len(parts):
             raise ValueError(f"multi-head attention: layout {layout!r} takes {len(parts)} arrays, got {len(arrays)}")
@@ -81,41 +83,45 @@ class MultiHeadAttention(Function):
         b, h, t_q, t_k = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
         dt = q.dtype.type
         scale = dt(1.0 / np.sqrt(q.shape[-1]) if scale is None else scale)
+        if mask is not None:
+            mask = xp.asarray(mask)          # host masks move to the device (no-op on the CPU)
+        if bias is not None:
+            bias = xp.asarray(bias)
         if causal:
-            cm = causal_mask(t_q, t_k)
+            cm = xp.asarray(causal_mask(t_q, t_k))
             mask = cm if mask is None else (mask & cm)
         blocked = dead = None
         if mask is not None:
             blocked = ~mask
-            dead = ~np.any(mask, axis=-1, keepdims=True)
+            dead = ~xp.any(mask, axis=-1, keepdims=True)
             dead = dead if dead.any() else None
-        p = np.empty((b, h, t_q, t_k), q.dtype)
-        keep = keep_mask(p.shape, dropout_p, rng) if dropout_p > 0.0 else None  # one draw, any thread count
-        pd = p if keep is None else np.empty_like(p)
+        p = xp.empty((b, h, t_q, t_k), q.dtype)
+        keep = keep_mask(p.shape, dropout_p, rng, xp) if dropout_p > 0.0 else None  # one draw, any thread count
+        pd = p if keep is None else xp.empty_like(p)
         ev = v.shape[1] * v.shape[3]
-        out = np.empty((b, t_q, ev), q.dtype)
+        out = xp.empty((b, t_q, ev), q.dtype)
         o4 = split_heads(out, 1, num_heads)[0]
-        ones = np.ones(t_k, q.dtype)
+        ones = xp.ones(t_k, q.dtype)
         lowest, drop_scale = np.finfo(q.dtype).min, dt(1.0 / (1.0 - dropout_p))
 
         def rows(lo, hi):
             s = p[lo:hi]
-            np.matmul(q[lo:hi], np.swapaxes(k[lo:hi], -1, -2), out=s)  # (b, H, Tq, Tk)
+            xp.matmul(q[lo:hi], xp.swapaxes(k[lo:hi], -1, -2), out=s)  # (b, H, Tq, Tk)
             s *= scale
             if bias is not None:
                 s += _batch_rows(bias, lo, hi)
             if blocked is not None:
-                np.copyto(s, lowest, where=_batch_rows(blocked, lo, hi))
+                xp.copyto(s, lowest, where=_batch_rows(blocked, lo, hi))
             s -= s.max(axis=-1, keepdims=True)
-            np.exp(s, out=s)
+            xp.exp(s, out=s)
             s /= (s @ ones)[..., None]  # row sums as a GEMV: ~5x faster than sum(axis=-1)
             if dead is not None:
-                np.copyto(s, dt(0), where=_batch_rows(dead, lo, hi))
+                xp.copyto(s, dt(0), where=_batch_rows(dead, lo, hi))
             sd = s
             if keep is not None:
-                sd = np.multiply(s, keep[lo:hi], out=pd[lo:hi])
+                sd = xp.multiply(s, keep[lo:hi], out=pd[lo:hi])
                 sd *= drop_scale
-            np.matmul(sd, v[lo:hi], out=o4[lo:hi])
+            xp.matmul(sd, v[lo:hi], out=o4[lo:hi])
 
         in_slabs(rows, b, p.size)
         if weights_out is not None:
@@ -127,31 +133,32 @@ class MultiHeadAttention(Function):
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         q, k, v, p, pd = ctx.saved
         parts = _LAYOUTS[ctx.layout]
         needs = ctx.needs_input_grad
-        grads = [np.empty(shape, dtype) if need else None for (shape, dtype), need in zip(ctx.shapes, needs)]
+        grads = [xp.empty(shape, dtype) if need else None for (shape, dtype), need in zip(ctx.shapes, needs)]
         # views of the gradient buffers, one per q/k/v, in the (B, H, T, d) head layout
         views = []
         for gbuf, n in zip(grads, parts):
             views.extend([None] * n if gbuf is None else list(split_heads(gbuf, n, ctx.num_heads)))
         gq, gk, gv = views
         g4 = split_heads(g, 1, ctx.num_heads)[0]  # (B, H, Tq, dv)
-        ones = np.ones(p.shape[-1], p.dtype)
+        ones = xp.ones(p.shape[-1], p.dtype)
 
         def rows(lo, hi):
             if gv is not None:
-                np.matmul(np.swapaxes(pd[lo:hi], -1, -2), g4[lo:hi], out=gv[lo:hi])
+                xp.matmul(xp.swapaxes(pd[lo:hi], -1, -2), g4[lo:hi], out=gv[lo:hi])
             if gq is None and gk is None:
                 return
-            gs = np.matmul(g4[lo:hi], np.swapaxes(v[lo:hi], -1, -2))  # dL/dPd
+            gs = xp.matmul(g4[lo:hi], xp.swapaxes(v[lo:hi], -1, -2))  # dL/dPd
             gs *= pd[lo:hi]  # = P * dL/dP, dropout mask included
             gs -= p[lo:hi] * (gs @ ones)[..., None]
             gs *= ctx.scale
             if gq is not None:
-                np.matmul(gs, k[lo:hi], out=gq[lo:hi])
+                xp.matmul(gs, k[lo:hi], out=gq[lo:hi])
             if gk is not None:
-                np.matmul(np.swapaxes(gs, -1, -2), q[lo:hi], out=gk[lo:hi])
+                xp.matmul(xp.swapaxes(gs, -1, -2), q[lo:hi], out=gk[lo:hi])
 
         in_slabs(rows, p.shape[0], p.size)
         return tuple(grads)
@@ -167,9 +174,10 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
     (PyTorch's convention). Runs the fused multi-head kernel with the leading dims as its
     batch and a single head, so both paths share one implementation.
     """
+    xp = get_array_module(q)
     mask = None
     if attn_mask is not None:
-        mask = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
+        mask = xp.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
         if mask.dtype != bool:
             raise TypeError("scaled_dot_product_attention: attn_mask must be boolean (True = attend)")
     t_q, t_k, dv = q.shape[-2], k.shape[-2], v.shape[-1]
@@ -180,7 +188,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
         return x.broadcast_to(lead + x.shape[-2:]).reshape((b,) + x.shape[-2:])
 
     if mask is not None:
-        mask = np.broadcast_to(mask, lead + (t_q, t_k)).reshape(b, 1, t_q, t_k)
+        mask = xp.broadcast_to(mask, lead + (t_q, t_k)).reshape(b, 1, t_q, t_k)
     p = dropout_p if training else 0.0
     out = MultiHeadAttention.apply(batched(q), batched(k), batched(v), layout="q_k_v", num_heads=1,
                                    mask=mask, causal=is_causal, scale=scale, dropout_p=p,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.backend import extras, get_array_module
 from npdl.core.parallel import in_slabs
 from npdl.core.random import keep_mask
 
@@ -29,6 +30,7 @@ class ResidualLayerNorm(Function):
 
     @staticmethod
     def forward(ctx, weight, bias, *xs, eps=1e-5, dropout_p=0.0, rng=None):
+        xp = get_array_module(weight)
         x = xs[0]
         if len(xs) == 2 and xs[1].shape != x.shape:
             raise ValueError(f"residual layer norm: residual {x.shape} and sublayer output {xs[1].shape} differ")
@@ -37,30 +39,31 @@ class ResidualLayerNorm(Function):
         x2 = x.reshape(-1, c)
         y2 = xs[1].reshape(-1, c) if len(xs) == 2 else None
         n = x2.shape[0]
-        keep = keep_mask((n, c), dropout_p, rng) if y2 is not None and dropout_p > 0.0 else None
+        keep = keep_mask((n, c), dropout_p, rng, xp) if y2 is not None and dropout_p > 0.0 else None
         drop_scale, inv_n = dt(1.0 / (1.0 - dropout_p)), dt(1.0 / c)
-        mean_w = np.full(c, inv_n, x.dtype)
-        xhat, rstd, out = np.empty((n, c), x.dtype), np.empty((n, 1), x.dtype), np.empty((n, c), x.dtype)
+        mean_w = xp.full(c, inv_n, x.dtype)
+        vecdot = extras(xp).vecdot
+        xhat, rstd, out = xp.empty((n, c), x.dtype), xp.empty((n, 1), x.dtype), xp.empty((n, c), x.dtype)
 
         def rows(lo, hi):
             r = xhat[lo:hi]
             if y2 is None:
                 r[...] = x2[lo:hi]
             elif keep is None:
-                np.add(x2[lo:hi], y2[lo:hi], out=r)
+                xp.add(x2[lo:hi], y2[lo:hi], out=r)
             else:
-                np.multiply(y2[lo:hi], keep[lo:hi], out=r)
+                xp.multiply(y2[lo:hi], keep[lo:hi], out=r)
                 r *= drop_scale
                 r += x2[lo:hi]
             r -= (r @ mean_w)[:, None]
             sd = rstd[lo:hi]
-            np.vecdot(r, r, out=sd[:, 0])
+            vecdot(r, r, out=sd[:, 0])
             sd *= inv_n
             sd += dt(eps)
-            np.sqrt(sd, out=sd)
-            np.divide(dt(1.0), sd, out=sd)
+            xp.sqrt(sd, out=sd)
+            xp.divide(dt(1.0), sd, out=sd)
             r *= sd  # xhat
-            np.multiply(r, weight, out=out[lo:hi])
+            xp.multiply(r, weight, out=out[lo:hi])
             out[lo:hi] += bias
 
         in_slabs(rows, n, n * c)
@@ -70,22 +73,24 @@ class ResidualLayerNorm(Function):
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         xhat, rstd, weight, keep = ctx.saved
         needs = ctx.needs_input_grad
         n, c = xhat.shape
         g2 = g.reshape(n, c)
-        mean_w = np.full(c, 1.0 / c, xhat.dtype)
-        gw_terms = np.empty_like(xhat) if needs[0] else None
-        gr = np.empty_like(xhat) if any(needs[2:]) else None
+        mean_w = xp.full(c, 1.0 / c, xhat.dtype)
+        vecdot = extras(xp).vecdot
+        gw_terms = xp.empty_like(xhat) if needs[0] else None
+        gr = xp.empty_like(xhat) if any(needs[2:]) else None
 
         def rows(lo, hi):
             gs, xh = g2[lo:hi], xhat[lo:hi]
             if gw_terms is not None:
-                np.multiply(gs, xh, out=gw_terms[lo:hi])
+                xp.multiply(gs, xh, out=gw_terms[lo:hi])
             if gr is None:
                 return
-            t = np.multiply(gs, weight, out=gr[lo:hi])  # gxhat
-            m2 = np.vecdot(t, xh)[:, None]
+            t = xp.multiply(gs, weight, out=gr[lo:hi])  # gxhat
+            m2 = vecdot(t, xh)[:, None]
             m2 *= mean_w[0]
             t -= (t @ mean_w)[:, None]
             t -= xh * m2
@@ -93,7 +98,7 @@ class ResidualLayerNorm(Function):
 
         in_slabs(rows, n, n * c)
         # column sums after the slabs, in one GEMV each: the same numbers for any thread count
-        ones = np.ones(n, xhat.dtype)
+        ones = xp.ones(n, xhat.dtype)
         gw = ones @ gw_terms if needs[0] else None
         gb = ones @ g2 if needs[1] else None
         gy = None
@@ -112,7 +117,7 @@ class DropoutAdd(Function):
         if p <= 0.0:
             ctx.keep = None
             return x + y
-        keep = keep_mask(y.shape, p, rng)
+        keep = keep_mask(y.shape, p, rng, get_array_module(y))
         ctx.keep, ctx.scale = keep, y.dtype.type(1.0 / (1.0 - p))
         out = y * keep
         out *= ctx.scale
@@ -139,17 +144,18 @@ class LinearReLU(Function):
     def forward(ctx, x, weight, bias=None, dropout_p=0.0, rng=None):
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input has {x.shape[-1]} features, weight expects {weight.shape[1]}")
+        xp = get_array_module(x)
         x2 = x.reshape(-1, x.shape[-1])
         out = x2 @ weight.T  # BLAS threads this itself
         dt = out.dtype.type
-        keep = keep_mask(out.shape, dropout_p, rng) if dropout_p > 0.0 else None
+        keep = keep_mask(out.shape, dropout_p, rng, xp) if dropout_p > 0.0 else None
         scale = dt(1.0 / (1.0 - dropout_p))
 
         def rows(lo, hi):  # the elementwise tail, spread over threads
             o = out[lo:hi]
             if bias is not None:
                 o += bias
-            np.maximum(o, 0, out=o)
+            xp.maximum(o, 0, out=o)
             if keep is not None:
                 o *= keep[lo:hi]
                 o *= scale
@@ -161,13 +167,14 @@ class LinearReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         x2, w, out = ctx.saved
         needs = ctx.needs_input_grad
         g2 = g.reshape(out.shape)
-        gz = np.empty_like(out)
+        gz = xp.empty_like(out)
 
         def rows(lo, hi):
-            np.multiply(g2[lo:hi], out[lo:hi] > 0, out=gz[lo:hi])
+            xp.multiply(g2[lo:hi], out[lo:hi] > 0, out=gz[lo:hi])
             if ctx.scale is not None:
                 gz[lo:hi] *= ctx.scale
 
@@ -176,4 +183,4 @@ class LinearReLU(Function):
         gw = gz.T @ x2 if needs[1] else None
         if not ctx.has_bias:
             return gx, gw
-        return gx, gw, (np.ones(gz.shape[0], gz.dtype) @ gz if needs[2] else None)
+        return gx, gw, (xp.ones(gz.shape[0], gz.dtype) @ gz if needs[2] else None)

@@ -7,9 +7,9 @@ offsets, each a strided slab add over the whole batch.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from npdl.core.autograd import Function
+from npdl.core.backend import extras, get_array_module  # `xpm`: the array module (`xp` is the padded input here)
 from npdl.core.ops.nn import standardize, standardize_backward
 
 
@@ -22,7 +22,7 @@ def _windows(xp: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: in
     """(N, C, OH, OW, KH, KW) view of the receptive fields of padded input ``xp`` (pooling)."""
     (sh, sw), (dh, dw) = stride, dilation
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    win = sliding_window_view(xp, (span_h, span_w), axis=(2, 3))
+    win = extras(get_array_module(xp)).sliding_window_view(xp, (span_h, span_w), axis=(2, 3))
     return win[:, :, : sh * oh : sh, : sw * ow : sw, ::dh, ::dw]
 
 
@@ -39,7 +39,7 @@ def _im2col(xp: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int
     is far faster than materialising a 6-D transposed window view element by element.
     """
     n, c = xp.shape[:2]
-    cols = np.empty((c, kh, kw, n, oh, ow), dtype=xp.dtype)
+    cols = get_array_module(xp).empty((c, kh, kw, n, oh, ow), dtype=xp.dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, i, j] = _offset_slab(xp, i, j, stride, dilation, oh, ow).transpose(1, 0, 2, 3)
@@ -50,7 +50,7 @@ def _col2im(cols: np.ndarray, xp_shape, kh: int, kw: int, stride, dilation, oh: 
     """Adjoint of ``_im2col``: add (C*KH*KW, N*OH*OW) columns back into a padded-input array."""
     n, c = xp_shape[:2]
     blocks = cols.reshape(c, kh, kw, n, oh, ow)
-    gxp = np.zeros(xp_shape, dtype=cols.dtype)
+    gxp = get_array_module(cols).zeros(xp_shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             _offset_slab(gxp, i, j, stride, dilation, oh, ow)[...] += blocks[:, i, j].transpose(1, 0, 2, 3)
@@ -61,7 +61,7 @@ def _pad(x: np.ndarray, padding, value=0.0) -> np.ndarray:
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    return get_array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
 
 def _unpad(gxp: np.ndarray, padding, shape) -> np.ndarray:
@@ -101,7 +101,8 @@ class Conv2d(Function):
         x_shape, xp_shape, stride, padding, dilation, oh, ow, has_bias = ctx.meta
         o, c, kh, kw = weight.shape
         needs = ctx.needs_input_grad
-        g_t = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, -1)   # (O, N*OH*OW)
+        xpm = get_array_module(g)
+        g_t = xpm.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, -1)   # (O, N*OH*OW)
         gx = None
         if needs[0]:
             gcols = weight.reshape(o, -1).T @ g_t                            # (C*KH*KW, N*OH*OW)
@@ -129,12 +130,13 @@ class MaxPool2d(Function):
         if oh < 1 or ow < 1:
             raise ValueError(f"max_pool2d: input {x.shape[2]}x{x.shape[3]} is too small for kernel {kernel}")
         fill = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        xpm = get_array_module(x)
         xp = _pad(x, padding, fill)
         out = _offset_slab(xp, 0, 0, stride, dilation, oh, ow).copy()
         for i in range(kh):
             for j in range(kw):
                 if i or j:
-                    np.maximum(out, _offset_slab(xp, i, j, stride, dilation, oh, ow), out=out)
+                    xpm.maximum(out, _offset_slab(xp, i, j, stride, dilation, oh, ow), out=out)
         ctx.saved = (xp, out)
         ctx.meta = (x.shape, kernel, stride, padding, dilation)
         return out
@@ -144,8 +146,9 @@ class MaxPool2d(Function):
         xp, out = ctx.saved
         x_shape, (kh, kw), stride, padding, dilation = ctx.meta
         oh, ow = out.shape[2:]
-        gxp = np.zeros(xp.shape, dtype=g.dtype)
-        taken = np.zeros(out.shape, dtype=bool)
+        xpm = get_array_module(g)
+        gxp = xpm.zeros(xp.shape, dtype=g.dtype)
+        taken = xpm.zeros(out.shape, dtype=bool)
         for i in range(kh):
             for j in range(kw):
                 hit = _offset_slab(xp, i, j, stride, dilation, oh, ow) == out
@@ -174,7 +177,7 @@ class AvgPool2d(Function):
     def backward(ctx, g):
         x_shape, xp_shape, (kh, kw), stride, padding = ctx.meta
         share = g / g.dtype.type(kh * kw)           # every input of a window gets an equal share
-        gxp = np.zeros(xp_shape, dtype=g.dtype)
+        gxp = get_array_module(g).zeros(xp_shape, dtype=g.dtype)
         for i in range(kh):
             for j in range(kw):
                 _offset_slab(gxp, i, j, stride, (1, 1), *g.shape[2:])[...] += share

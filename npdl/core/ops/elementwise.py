@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.backend import get_array_module
 from npdl.core.ops.special import erf
 from npdl.core.tensor import Tensor, _raw, wrap
 
@@ -101,11 +102,12 @@ def _const_power(x: np.ndarray, p: float) -> np.ndarray:
     correctly rounded); 3, -2, -0.5, 4 and 1.5 round once more than a correctly rounded ``pow``
     (within 2 ulp), well inside float tolerance. Other exponents keep ``np.power``.
     """
+    xp = get_array_module(x)
     if x.dtype.kind != "f":
-        return np.power(x, p)
+        return xp.power(x, p)
     one = x.dtype.type(1)
     if p == 0.0:
-        return np.ones_like(x)          # pow(x, 0) = 1 for every x, NaN included
+        return xp.ones_like(x)          # pow(x, 0) = 1 for every x, NaN included
     if p == 1.0:
         return x.copy()
     if p == 2.0:
@@ -114,18 +116,18 @@ def _const_power(x: np.ndarray, p: float) -> np.ndarray:
         return x * x * x
     if p == 4.0:
         sq = x * x
-        return np.multiply(sq, sq, out=sq)
+        return xp.multiply(sq, sq, out=sq)
     if p == -1.0:
         return one / x
     if p == -2.0:
         return one / (x * x)
     if p == 0.5:
-        return np.sqrt(x)
+        return xp.sqrt(x)
     if p == -0.5:
-        return one / np.sqrt(x)
+        return one / xp.sqrt(x)
     if p == 1.5:
-        return x * np.sqrt(x)
-    return np.power(x, x.dtype.type(p))
+        return x * xp.sqrt(x)
+    return xp.power(x, x.dtype.type(p))
 
 
 class PowScalar(Function):
@@ -136,22 +138,24 @@ class PowScalar(Function):
 
     @staticmethod
     def forward(ctx, x, exponent: float):
+        xp = get_array_module(x)
         ctx.saved = (x,)
         ctx.p = exponent
         return _const_power(x, exponent)
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         (x,) = ctx.saved
         p = ctx.p
         if p == 0.0:
-            return np.zeros_like(g)  # d/dx 1 = 0 (p x^(p-1) would give 0 * inf = NaN at x = 0)
+            return xp.zeros_like(g)  # d/dx 1 = 0 (p x^(p-1) would give 0 * inf = NaN at x = 0)
         if p == 1.0:
             return g
         if p == 2.0:
             return g * (2 * x)
         if x.dtype.kind != "f":
-            return g * (p * np.power(x, p - 1))
+            return g * (p * xp.power(x, p - 1))
         return g * (x.dtype.type(p) * _const_power(x, p - 1.0))
 
 
@@ -160,18 +164,20 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        out = np.power(x, y)
+        xp = get_array_module(x)
+        out = xp.power(x, y)
         ctx.saved = (x, y, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         x, y, out = ctx.saved
-        gx = g * y * np.power(x, y - 1) if ctx.needs_input_grad[0] else None
+        gx = g * y * xp.power(x, y - 1) if ctx.needs_input_grad[0] else None
         gy = None
         if ctx.needs_input_grad[1]:
-            safe = np.where(x > 0, x, 1)
-            gy = g * out * np.log(safe) * (x > 0)
+            safe = xp.where(x > 0, x, 1)
+            gy = g * out * xp.log(safe) * (x > 0)
         return gx, gy
 
 
@@ -204,7 +210,8 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = np.exp(x)
+        xp = get_array_module(x)
+        out = xp.exp(x)
         ctx.saved = out
         return out
 
@@ -222,8 +229,9 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = get_array_module(x)
         ctx.saved = x
-        return np.log(x)
+        return xp.log(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -239,7 +247,8 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = np.sqrt(x)
+        xp = get_array_module(x)
+        out = xp.sqrt(x)
         ctx.saved = out
         return out
 
@@ -257,12 +266,14 @@ class Abs(Function):
 
     @staticmethod
     def forward(ctx, x):
+        xp = get_array_module(x)
         ctx.saved = x
-        return np.abs(x)
+        return xp.abs(x)
 
     @staticmethod
     def backward(ctx, g):
-        return g * np.sign(ctx.saved)
+        xp = get_array_module(g)
+        return g * xp.sign(ctx.saved)
 
 
 def abs(x):  # noqa: A001 - mirrors numpy.abs
@@ -274,7 +285,8 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = np.tanh(x)
+        xp = get_array_module(x)
+        out = xp.tanh(x)
         ctx.saved = out
         return out
 
@@ -291,9 +303,10 @@ def tanh(x):
 def sigmoid_array(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """1 / (1 + e^-x) via 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow, and NumPy's
     tanh is vectorised where the ``where``-based stable forms are not. ``out`` may be ``x``."""
+    xp = get_array_module(x)
     half = x.dtype.type(0.5)
-    out = np.multiply(x, half, out=out)
-    np.tanh(out, out=out)
+    out = xp.multiply(x, half, out=out)
+    xp.tanh(out, out=out)
     out *= half
     out += half
     return out
@@ -323,7 +336,8 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = np.maximum(x, 0)
+        xp = get_array_module(x)
+        out = xp.maximum(x, 0)
         ctx.saved = out
         return out
 
@@ -342,14 +356,16 @@ class LeakyRelu(Function):
 
     @staticmethod
     def forward(ctx, x, negative_slope: float = 0.01):
+        xp = get_array_module(x)
         ctx.saved = x
         ctx.slope = negative_slope
-        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+        return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         x = ctx.saved
-        return g * np.where(x > 0, x.dtype.type(1), x.dtype.type(ctx.slope))
+        return g * xp.where(x > 0, x.dtype.type(1), x.dtype.type(ctx.slope))
 
 
 def leaky_relu(x, negative_slope: float = 0.01):
@@ -371,12 +387,13 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x, approximate: str = "none"):
+        xp = get_array_module(x)
         ctx.saved = x
         ctx.approximate = approximate
         t = x.dtype.type
         if approximate == "tanh":
             inner = t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x * x * x)
-            th = np.tanh(inner)
+            th = xp.tanh(inner)
             ctx.th = th
             return t(0.5) * x * (1 + th)
         if approximate != "none":
@@ -387,13 +404,14 @@ class Gelu(Function):
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         x = ctx.saved
         t = x.dtype.type
         if ctx.approximate == "tanh":
             th = ctx.th
             d_inner = t(_SQRT_2_OVER_PI) * (1 + t(3 * 0.044715) * x * x)
             return g * (t(0.5) * (1 + th) + t(0.5) * x * (1 - th * th) * d_inner)
-        pdf = t(_INV_SQRT_2PI) * np.exp(t(-0.5) * x * x)
+        pdf = t(_INV_SQRT_2PI) * xp.exp(t(-0.5) * x * x)
         return g * (ctx.cdf + x * pdf)
 
 
@@ -407,14 +425,16 @@ class Clip(Function):
 
     @staticmethod
     def forward(ctx, x, lo=None, hi=None):
+        xp = get_array_module(x)
         ctx.saved = x
         ctx.lo, ctx.hi = lo, hi
-        return np.clip(x, lo, hi)
+        return xp.clip(x, lo, hi)
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         x = ctx.saved
-        keep = np.ones(x.shape, dtype=bool)
+        keep = xp.ones(x.shape, dtype=bool)
         if ctx.lo is not None:
             keep &= x >= ctx.lo
         if ctx.hi is not None:
@@ -431,8 +451,9 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, x, y):
+        xp = get_array_module(x)
         ctx.saved = (x, y)
-        return np.maximum(x, y)
+        return xp.maximum(x, y)
 
     @staticmethod
     def backward(ctx, g):
@@ -452,8 +473,9 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, x, y):
+        xp = get_array_module(x)
         ctx.saved = (x, y)
-        return np.minimum(x, y)
+        return xp.minimum(x, y)
 
     @staticmethod
     def backward(ctx, g):
@@ -471,21 +493,24 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, cond, x, y):
+        xp = get_array_module(cond)
         cond = cond.astype(bool, copy=False)
         ctx.saved = cond
-        return np.where(cond, x, y)
+        return xp.where(cond, x, y)
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         cond = ctx.saved
         nx, ny = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         zero = g.dtype.type(0)
-        return None, (np.where(cond, g, zero) if nx else None), (np.where(cond, zero, g) if ny else None)
+        return None, (xp.where(cond, g, zero) if nx else None), (xp.where(cond, zero, g) if ny else None)
 
 
 def where(cond, a, b):
     """``a`` where ``cond`` is True, else ``b``; ``cond`` is boolean and carries no gradient."""
-    c = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    xp = get_array_module(cond, a, b)
+    c = cond.data if isinstance(cond, Tensor) else xp.asarray(cond)
     if c.dtype != bool:
         raise TypeError(f"where: cond must be boolean, got {c.dtype}")
     return Where.apply(c, a, b)
@@ -496,17 +521,20 @@ class MaskedFill(Function):
 
     @staticmethod
     def forward(ctx, x, mask, value: float = 0.0):
+        xp = get_array_module(x)
         ctx.saved = mask
-        return np.where(mask, x.dtype.type(value), x)
+        return xp.where(mask, x.dtype.type(value), x)
 
     @staticmethod
     def backward(ctx, g):
-        return np.where(ctx.saved, g.dtype.type(0), g), None
+        xp = get_array_module(g)
+        return xp.where(ctx.saved, g.dtype.type(0), g), None
 
 
 def masked_fill(x, mask, value: float):
     """Replace entries where ``mask`` is True with ``value`` (mask broadcasts)."""
-    return MaskedFill.apply(x, np.asarray(_raw(mask), dtype=bool), value=value)
+    xp = get_array_module(x)
+    return MaskedFill.apply(x, xp.asarray(_raw(mask), dtype=bool), value=value)
 
 
 class Cast(Function):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.backend import get_array_module
 from npdl.core.ops.elementwise import sigmoid_array
 from npdl.core.tensor import Tensor
 
@@ -20,11 +21,12 @@ def _check_reduction(reduction: str) -> None:
 def flat_targets(targets: np.ndarray, n_cls: int, ignore_index: int | None, op: str):
     """Class-index targets (...) -> (flat (N,) ids with ignored ones set to 0, valid mask (N,) or
     None without ``ignore_index``). Raises IndexError for an id outside [0, n_cls)."""
+    xp = get_array_module(targets)
     t = targets.reshape(-1)
     valid = None
     if ignore_index is not None:
         valid = t != ignore_index
-        t = np.where(valid, t, 0)
+        t = xp.where(valid, t, 0)
     if t.size and (t.min() < 0 or t.max() >= n_cls):
         bad = t[(t < 0) | (t >= n_cls)][0]
         raise IndexError(f"{op}: target {bad} is out of range for {n_cls} classes")
@@ -42,6 +44,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+        xp = get_array_module(logits)
         _check_reduction(reduction)
         if targets.dtype.kind not in "iu":
             raise TypeError(f"cross_entropy: targets must be integer class indices, got {targets.dtype}")
@@ -51,15 +54,15 @@ class CrossEntropy(Function):
         n_cls = logits.shape[-1]
         x = logits.reshape(-1, n_cls)
         t, valid = flat_targets(targets, n_cls, ignore_index, "cross_entropy")
-        rows = np.arange(t.size)
+        rows = xp.arange(t.size)
         # one (N, C) buffer: shift, pick the target logits, exponentiate in place, normalise
         p = x - x.max(axis=1, keepdims=True)
         picked = p[rows, t]
         mean_z = p.mean(axis=1) if label_smoothing else None
-        np.exp(p, out=p)
-        s = p @ np.ones(n_cls, p.dtype)                # row sums as a GEMV: several times faster than sum(axis=1)
+        xp.exp(p, out=p)
+        s = p @ xp.ones(n_cls, p.dtype)                # row sums as a GEMV: several times faster than sum(axis=1)
         p /= s[:, None]
-        lse = np.log(s)
+        lse = xp.log(s)
         loss = lse - picked
         eps = label_smoothing
         if eps:
@@ -74,21 +77,22 @@ class CrossEntropy(Function):
         if reduction == "none":
             return loss.reshape(targets.shape)
         total = loss.sum(dtype=np.float64)
-        return np.asarray(total / max(count, 1) if reduction == "mean" else total, dtype=logits.dtype)
+        return xp.asarray(total / max(count, 1) if reduction == "mean" else total, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         p, t, valid = ctx.saved
         eps = ctx.eps
         # dL/dz_i = w_i (p_i - q_i) with q = (1 - eps) onehot + eps / C and w_i the row's weight
         if ctx.reduction == "none":
             w = g.reshape(-1, 1).astype(p.dtype, copy=True)
         else:
-            w = np.full((p.shape[0], 1), g / max(ctx.count, 1) if ctx.reduction == "mean" else g, p.dtype)
+            w = xp.full((p.shape[0], 1), g / max(ctx.count, 1) if ctx.reduction == "mean" else g, p.dtype)
         if valid is not None:
             w *= valid[:, None]
         grad = p * w                                    # the only (N, C) pass; p stays intact for retain_graph
-        grad[np.arange(t.size), t] -= (1 - eps) * w[:, 0]
+        grad[xp.arange(t.size), t] -= (1 - eps) * w[:, 0]
         if eps:
             grad -= (eps / p.shape[1]) * w
         return grad.reshape(ctx.shape), None
@@ -111,14 +115,15 @@ def cross_entropy(logits, targets, ignore_index: int | None = None, label_smooth
 
 def nll_loss(log_probs, targets, ignore_index: int | None = None, reduction: str = "mean"):
     """Negative log-likelihood of integer targets given log-probabilities (..., C)."""
+    xp = get_array_module(log_probs)
     _check_reduction(reduction)
-    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    t = xp.asarray(targets.data if isinstance(targets, Tensor) else targets)
     n_cls = log_probs.shape[-1]
     flat = log_probs.reshape(-1, n_cls)
     safe, valid = flat_targets(t, n_cls, ignore_index, "nll_loss")
     if valid is None:
-        valid = np.ones(safe.shape, bool)
-    picked = -flat[np.arange(safe.size), safe] * valid
+        valid = xp.ones(safe.shape, bool)
+    picked = -flat[xp.arange(safe.size), safe] * valid
     if reduction == "none":
         return picked.reshape(t.shape)
     total = picked.sum()
@@ -130,16 +135,17 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def forward(ctx, x, y, reduction="mean"):
+        xp = get_array_module(x)
         _check_reduction(reduction)
         if x.shape != y.shape:
             raise ValueError(f"binary_cross_entropy_with_logits: logits {x.shape} and targets {y.shape} differ in shape")
         y = y.astype(x.dtype, copy=False)
-        loss = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+        loss = xp.maximum(x, 0) - x * y + xp.log1p(xp.exp(-xp.abs(x)))
         ctx.saved = (x, y)
         ctx.reduction = reduction
         if reduction == "none":
             return loss
-        return np.asarray(loss.mean() if reduction == "mean" else loss.sum(), dtype=x.dtype)
+        return xp.asarray(loss.mean() if reduction == "mean" else loss.sum(), dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -163,6 +169,7 @@ class MSELoss(Function):
 
     @staticmethod
     def forward(ctx, x, y, reduction="mean"):
+        xp = get_array_module(x)
         _check_reduction(reduction)
         d = x - y
         ctx.saved = d
@@ -170,7 +177,7 @@ class MSELoss(Function):
         sq = d * d
         if reduction == "none":
             return sq
-        return np.asarray(sq.mean() if reduction == "mean" else sq.sum(), dtype=sq.dtype)
+        return xp.asarray(sq.mean() if reduction == "mean" else sq.sum(), dtype=sq.dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -188,14 +195,15 @@ class L1Loss(Function):
 
     @staticmethod
     def forward(ctx, x, y, reduction="mean"):
+        xp = get_array_module(x)
         _check_reduction(reduction)
         d = x - y
-        ctx.saved = np.sign(d)
+        ctx.saved = xp.sign(d)
         ctx.reduction = reduction
-        a = np.abs(d)
+        a = xp.abs(d)
         if reduction == "none":
             return a
-        return np.asarray(a.mean() if reduction == "mean" else a.sum(), dtype=a.dtype)
+        return xp.asarray(a.mean() if reduction == "mean" else a.sum(), dtype=a.dtype)
 
     @staticmethod
     def backward(ctx, g):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.backend import get_array_module
 
 
 def _t(a: np.ndarray) -> np.ndarray:
-    return np.swapaxes(a, -1, -2)
+    xp = get_array_module(a)
+    return xp.swapaxes(a, -1, -2)
 
 
 class MatMul(Function):

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.backend import extras, get_array_module, is_device_array
 from npdl.core.sparse import RowSparseGrad, scatter_add_rows
 from npdl.core.tensor import Tensor, _index_arg, _raw, _shape_arg
 
@@ -109,7 +110,8 @@ class BroadcastTo(Function):
 
     @staticmethod
     def forward(ctx, x, shape=()):
-        return np.broadcast_to(x, shape)
+        xp = get_array_module(x)
+        return xp.broadcast_to(x, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -140,15 +142,20 @@ def _is_basic(index) -> bool:
     return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
 
 
+def _is_array(index) -> bool:
+    return isinstance(index, np.ndarray) or is_device_array(index)
+
+
 def _is_bool_mask(index) -> bool:
-    return isinstance(index, np.ndarray) and index.dtype == bool
+    return _is_array(index) and index.dtype == bool
 
 
 def _flat_rows(index: np.ndarray, n: int) -> np.ndarray:
     """Integer indices into an axis of length n, flattened, negatives made positive."""
+    xp = get_array_module(index)
     rows = index.reshape(-1)
     if rows.size and rows.min() < 0:
-        rows = np.where(rows < 0, rows + n, rows)
+        rows = xp.where(rows < 0, rows + n, rows)
     return rows
 
 
@@ -163,22 +170,23 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         index = ctx.index
-        if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
+        if _is_array(index) and index.dtype.kind in "iu":
             # row gather (the common case): sort + reduceat instead of np.add.at
             rows = _flat_rows(index, ctx.shape[0])
             return scatter_add_rows(rows, g.reshape((rows.size,) + ctx.shape[1:]), ctx.shape[0])
-        out = np.zeros(ctx.shape, dtype=g.dtype)
+        out = xp.zeros(ctx.shape, dtype=g.dtype)
         if _is_basic(index) or _is_bool_mask(index):
             out[index] = g  # no position can repeat
         else:
-            np.add.at(out, index, g)
+            extras(xp).add_at(out, index, g)
         return out
 
 
 def getitem(x, index):
     """``x[index]`` (``Tensor.__getitem__``); tensors inside ``index`` count as their arrays."""
-    return GetItem.apply(x, index=_index_arg(index))
+    return GetItem.apply(x, index=_index_arg(index, x.data if isinstance(x, Tensor) else None))
 
 
 class Take(Function):
@@ -191,6 +199,7 @@ class Take(Function):
 
     @staticmethod
     def forward(ctx, x, indices, axis=0, sparse=False, padding_idx=None):
+        xp = get_array_module(x)
         if indices.dtype.kind not in "iu":
             raise TypeError(f"take/embedding: indices must be integers, got {indices.dtype}")
         n = x.shape[axis]
@@ -199,10 +208,11 @@ class Take(Function):
             raise IndexError(f"take/embedding: index {bad} is out of range for a table of {n} rows")
         ctx.indices, ctx.axis, ctx.sparse, ctx.padding_idx = indices, axis % x.ndim, sparse, padding_idx
         ctx.shape = x.shape
-        return np.take(x, indices, axis=axis)
+        return xp.take(x, indices, axis=axis)
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         idx, axis, shape = ctx.indices, ctx.axis, ctx.shape
         rows = _flat_rows(idx, shape[axis])
         if axis == 0:
@@ -214,17 +224,18 @@ class Take(Function):
                 return RowSparseGrad(rows.astype(np.int64, copy=False), values, shape), None
             return scatter_add_rows(rows, values, shape[0]), None
         # move the gathered axis to the front, scatter rows, move it back
-        moved = np.moveaxis(g, tuple(range(axis, axis + idx.ndim)), tuple(range(idx.ndim)))
+        moved = xp.moveaxis(g, tuple(range(axis, axis + idx.ndim)), tuple(range(idx.ndim)))
         front = (shape[axis],) + shape[:axis] + shape[axis + 1:]
         dense = scatter_add_rows(rows, moved.reshape((rows.size,) + front[1:]), shape[axis])
-        return np.moveaxis(dense, 0, axis), None
+        return xp.moveaxis(dense, 0, axis), None
 
 
 def take(x, indices, axis: int = 0):
     """Gather entries along ``axis`` (``np.take``); repeated indices accumulate in backward."""
+    xp = get_array_module(x)
     if not isinstance(x, Tensor):
         x = Tensor(x)
-    return Take.apply(x, np.asarray(_raw(indices)), axis=axis)
+    return Take.apply(x, xp.asarray(_raw(indices)), axis=axis)
 
 
 def embedding(weight, indices, sparse: bool = False, padding_idx: int | None = None):
@@ -233,7 +244,8 @@ def embedding(weight, indices, sparse: bool = False, padding_idx: int | None = N
     ``sparse=True`` makes the weight's gradient a ``RowSparseGrad`` of the touched rows;
     rows looked up for ``padding_idx`` receive no gradient.
     """
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    xp = get_array_module(weight)
+    idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
     return Take.apply(weight, idx, axis=0, sparse=sparse, padding_idx=padding_idx)
 
 
@@ -242,13 +254,15 @@ class Concat(Function):
 
     @staticmethod
     def forward(ctx, *xs, axis=0):
+        xp = get_array_module(*xs)
         ctx.axis = axis
-        ctx.bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
-        return np.concatenate(xs, axis=axis)
+        ctx.bounds = np.cumsum([x.shape[axis] for x in xs])[:-1].tolist()   # host ints, for any device
+        return xp.concatenate(xs, axis=axis)
 
     @staticmethod
     def backward(ctx, g):
-        return tuple(np.split(g, ctx.bounds, axis=ctx.axis))
+        xp = get_array_module(g)
+        return tuple(xp.split(g, ctx.bounds, axis=ctx.axis))
 
 
 def concat(tensors, axis: int = 0):
@@ -264,7 +278,8 @@ class Stack(Function):
 
     @staticmethod
     def forward(ctx, *xs, axis=0):
-        out = np.stack(xs, axis=axis)
+        xp = get_array_module(*xs)
+        out = xp.stack(xs, axis=axis)
         ctx.axis = axis % out.ndim
         return out
 
@@ -289,14 +304,16 @@ class Split(Function):
 
     @staticmethod
     def forward(ctx, x, sections=2, axis=0):
+        xp = get_array_module(x)
         if isinstance(sections, int) and x.shape[axis] % sections:
             raise ValueError(f"split: axis {axis} of size {x.shape[axis]} does not divide into {sections} equal parts")
         ctx.axis = axis
-        return tuple(np.split(x, sections, axis=axis))
+        return tuple(xp.split(x, sections, axis=axis))
 
     @staticmethod
     def backward(ctx, gs):
-        return np.concatenate(gs, axis=ctx.axis)
+        xp = get_array_module(*gs)
+        return xp.concatenate(gs, axis=ctx.axis)
 
 
 def split(x, sections, axis: int = 0):
@@ -309,11 +326,12 @@ class Pad(Function):
 
     @staticmethod
     def forward(ctx, x, pad_width=0, value=0.0):
+        xp = get_array_module(x)
         widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
         if (widths < 0).any():
             raise ValueError(f"pad: widths must be >= 0, got {pad_width}")
         ctx.slices = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, x.shape))
-        return np.pad(x, widths, mode="constant", constant_values=value)
+        return xp.pad(x, widths.tolist(), mode="constant", constant_values=value)
 
     @staticmethod
     def backward(ctx, g):

@@ -11,6 +11,7 @@ import numpy as np
 
 from npdl.core import random as _random
 from npdl.core.autograd import Function
+from npdl.core.backend import get_array_module
 from npdl.core.random import keep_mask
 from npdl.core.tensor import Tensor, wrap
 
@@ -20,7 +21,8 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         ctx.saved, ctx.axis = e, axis
         return e
@@ -41,14 +43,16 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
+        xp = get_array_module(x)
         shifted = x - x.max(axis=axis, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.saved, ctx.axis = out, axis
         return out
 
     @staticmethod
     def backward(ctx, g):
-        return g - np.exp(ctx.saved) * g.sum(axis=ctx.axis, keepdims=True)
+        xp = get_array_module(g)
+        return g - xp.exp(ctx.saved) * g.sum(axis=ctx.axis, keepdims=True)
 
 
 def log_softmax(x, axis: int = -1):
@@ -61,7 +65,7 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx, x, p=0.5, rng=None):
-        keep = keep_mask(x.shape, p, rng)
+        keep = keep_mask(x.shape, p, rng, get_array_module(x))
         ctx.saved = keep
         ctx.scale = x.dtype.type(1.0 / (1.0 - p))
         out = x * keep
@@ -95,10 +99,11 @@ def standardize(x: np.ndarray, axes: tuple[int, ...], eps: float):
 
     Returns (xhat, rstd, mean, var); the last three keep the reduced axes as size 1.
     """
+    xp = get_array_module(x)
     mu = x.mean(axis=axes, keepdims=True)
     xhat = x - mu
-    var = np.mean(xhat * xhat, axis=axes, keepdims=True)
-    rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    var = xp.mean(xhat * xhat, axis=axes, keepdims=True)
+    rstd = 1.0 / xp.sqrt(var + x.dtype.type(eps))
     xhat *= rstd
     return xhat, rstd, mu, var
 
@@ -166,11 +171,12 @@ def causal_mask(t_q: int, t_k: int) -> np.ndarray:
 
 def one_hot(indices, num_classes: int, dtype=np.float32) -> Tensor:
     """(...) integer indices -> (..., num_classes) one-hot, outside the graph."""
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    xp = get_array_module(indices)
+    idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot: indices must be integers, got {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
         raise IndexError(f"one_hot: index out of range for {num_classes} classes")
-    out = np.zeros(idx.shape + (num_classes,), dtype=dtype)
-    np.put_along_axis(out, idx[..., None], 1, axis=-1)
+    out = xp.zeros(idx.shape + (num_classes,), dtype=dtype)
+    xp.put_along_axis(out, idx[..., None], 1, axis=-1)
     return wrap(out)

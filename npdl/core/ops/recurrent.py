@@ -54,20 +54,23 @@ import sys
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.backend import get_array_module
 
 
-def _buffer(ws: dict | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+def _buffer(ws: dict | None, name: str, shape: tuple[int, ...], dtype, xp=np) -> np.ndarray:
     """An uninitialised array: ``ws[name]`` when it has this shape and dtype and is free, else a new one.
 
     "Free" means that only ``ws`` references it: no saved context, output, view or gradient
-    of an earlier call is alive (a view holds a reference to its base array).
+    of an earlier call is alive (a view holds a reference to its base array). On a device
+    (``xp`` not NumPy) every call allocates: CuPy's memory pool makes that cheap, and a
+    device array's reference count need not tell whether a view of it is alive.
     """
-    if ws is None:
-        return np.empty(shape, dtype)
+    if ws is None or xp is not np:
+        return xp.empty(shape, dtype)
     a = ws.get(name)
     if a is not None and a.shape == shape and a.dtype == dtype and sys.getrefcount(a) <= _FREE_REFS:
         return a
-    a = np.empty(shape, dtype)
+    a = xp.empty(shape, dtype)
     ws[name] = a
     return a
 
@@ -107,6 +110,8 @@ def _prepare(ctx, x, mask):
     """Shared set-up: whether to record for backward, and the mask as (T, B, 1) float and "padded" bool."""
     grad = any(ctx.needs_input_grad)
     m = pad = None
+    if mask is not None:
+        mask = get_array_module(x).asarray(mask)   # a host mask moves to x's device (no-op on the CPU)
     if mask is not None and not mask.all():
         m, pad = mask[:, :, None].astype(x.dtype), ~mask[:, :, None]
     return grad, m, pad
@@ -114,17 +119,19 @@ def _prepare(ctx, x, mask):
 
 def _flat_input(ws, x) -> np.ndarray:
     """x (T, B, I) as (T*B, I), copied only when x is not contiguous (a batch-first input seen time-major)."""
+    xp = get_array_module(x)
     t, b, i = x.shape
     if x.flags.c_contiguous:
         return x.reshape(t * b, i)
-    x2 = _buffer(ws, "x2", (t * b, i), x.dtype)
-    np.copyto(x2.reshape(x.shape), x)
+    x2 = _buffer(ws, "x2", (t * b, i), x.dtype, xp)
+    xp.copyto(x2.reshape(x.shape), x)
     return x2
 
 
 def _project(ws, x2, w_ih, t, b):
-    xg = _buffer(ws, "xg", (t, b, w_ih.shape[0]), x2.dtype)
-    np.matmul(x2, w_ih.T, out=xg.reshape(t * b, -1))
+    xp = get_array_module(x2)
+    xg = _buffer(ws, "xg", (t, b, w_ih.shape[0]), x2.dtype, xp)
+    xp.matmul(x2, w_ih.T, out=xg.reshape(t * b, -1))
     return xg
 
 
@@ -142,15 +149,17 @@ def _outputs(ws, cur, m, reverse: bool):
 
     The final state is a copy so that carrying it into the next batch does not pin the buffer.
     """
+    xp = get_array_module(cur)
     hs = cur
     if m is not None:
-        hs = np.multiply(cur, m, out=_buffer(ws, "hs", cur.shape, cur.dtype))
+        hs = xp.multiply(cur, m, out=_buffer(ws, "hs", cur.shape, cur.dtype, xp))
     return hs, cur[0 if reverse else -1].copy()
 
 
 def _recurrent_grad(h_shape, g_ht, dtype):
     """A (B, H) view of an (H, B) buffer: the per-step GEMM W^T @ dg^T writes it (see module doc)."""
-    buf = np.empty(h_shape[::-1], dtype)
+    xp = get_array_module(g_ht)
+    buf = xp.empty(h_shape[::-1], dtype)
     view = buf.T
     view[...] = g_ht
     return buf, view
@@ -159,8 +168,9 @@ def _recurrent_grad(h_shape, g_ht, dtype):
 def _transposed(ws, w: np.ndarray) -> np.ndarray:
     """W_hh^T as a C-ordered copy: with it the per-step GEMM W^T @ dg^T stays fast when other
     processes compete for the cores (a transposed view measured slower and far less steady)."""
-    wt = _buffer(ws, "w_t", w.shape[::-1], w.dtype)
-    np.copyto(wt, w.T)
+    xp = get_array_module(w)
+    wt = _buffer(ws, "w_t", w.shape[::-1], w.dtype, xp)
+    xp.copyto(wt, w.T)
     return wt
 
 
@@ -169,18 +179,19 @@ def _input_side(ctx, dg, x2, w_ih, prev):
 
     (For RNN and LSTM the input and hidden sides see the same pre-activation gradient.)
     """
+    xp = get_array_module(dg)
     needs, ws = ctx.needs_input_grad, ctx.ws
     t, b = dg.shape[:2]
     flat = dg.reshape(t * b, -1)
     k = 2                                                           # inputs: x, h0, w_ih, w_hh[, b_ih, b_hh]
     dx = dw_ih = dw_hh = None
     if needs[0]:
-        dx = np.matmul(flat, w_ih, out=_buffer(ws, "dx", x2.shape, x2.dtype)).reshape(ctx.x_shape)
+        dx = xp.matmul(flat, w_ih, out=_buffer(ws, "dx", x2.shape, x2.dtype, xp)).reshape(ctx.x_shape)
     if needs[k]:
-        dw_ih = np.matmul(flat.T, x2, out=_buffer(ws, "dw_ih", w_ih.shape, w_ih.dtype))
+        dw_ih = xp.matmul(flat.T, x2, out=_buffer(ws, "dw_ih", w_ih.shape, w_ih.dtype, xp))
     if needs[k + 1]:
         h = prev.shape[-1]
-        dw_hh = np.matmul(flat.T, prev.reshape(t * b, h), out=_buffer(ws, "dw_hh", (flat.shape[1], h), w_ih.dtype))
+        dw_hh = xp.matmul(flat.T, prev.reshape(t * b, h), out=_buffer(ws, "dw_hh", (flat.shape[1], h), w_ih.dtype, xp))
     if not ctx.has_bias:
         return dx, dw_ih, dw_hh
     db = flat.sum(axis=0) if needs[k + 2] or needs[k + 3] else None
@@ -216,6 +227,7 @@ class RNNRecurrence(_Fused):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, *biases, mask=None, reverse=False, nonlinearity="tanh", workspace=None):
+        xp = get_array_module(x)
         t_len, b, h = _check("rnn", x, h0, w_ih, w_hh, biases, 1, mask)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
@@ -226,27 +238,27 @@ class RNNRecurrence(_Fused):
         bias = biases[0] + biases[1] if biases else None
         relu = nonlinearity == "relu"
         one = x.dtype.type(1)
-        s = _buffer(ws, "s", (t_len + 1, b, h), x.dtype)
+        s = _buffer(ws, "s", (t_len + 1, b, h), x.dtype, xp)
         prev, cur = _states(s, reverse)
         prev[-1 if reverse else 0] = h0
-        mm = np.empty((h, b), x.dtype)
+        mm = xp.empty((h, b), x.dtype)
         for t in _steps(t_len, reverse):
             c, d = cur[t], xg[t]
-            np.matmul(w_hh, prev[t].T, out=mm)
-            np.add(d, mm.T, out=c)
+            xp.matmul(w_hh, prev[t].T, out=mm)
+            xp.add(d, mm.T, out=c)
             if bias is not None:
                 c += bias
             if relu:
-                np.maximum(c, 0, out=c)
+                xp.maximum(c, 0, out=c)
                 if grad:
-                    np.greater(c, 0, out=d)
+                    xp.greater(c, 0, out=d)
             else:
-                np.tanh(c, out=c)
+                xp.tanh(c, out=c)
                 if grad:
-                    np.multiply(c, c, out=d)
-                    np.subtract(one, d, out=d)
+                    xp.multiply(c, c, out=d)
+                    xp.subtract(one, d, out=d)
             if pad is not None:
-                np.copyto(c, prev[t], where=pad[t])
+                xp.copyto(c, prev[t], where=pad[t])
         if grad:
             if m is not None:
                 xg *= m                                  # padded steps: no gradient into the cell
@@ -258,23 +270,24 @@ class RNNRecurrence(_Fused):
 
     @staticmethod
     def backward(ctx, grads):
+        xp = get_array_module(*grads)
         g_hs, g_ht = grads
         d, x2, s, w_ih, w, m, pad = RNNRecurrence._take_saved(ctx)
         prev, _ = _states(s, ctx.reverse)
         wt = _transposed(ctx.ws, w)
         dhr_t, dhr = _recurrent_grad(g_ht.shape, g_ht, s.dtype)   # gradient reaching h_t via the recurrence
-        dh = np.empty_like(g_ht)
+        dh = xp.empty_like(g_ht)
         for t in _steps(len(d), not ctx.reverse):
             if m is None:
-                np.add(g_hs[t], dhr, out=dh)
+                xp.add(g_hs[t], dhr, out=dh)
             else:
-                np.multiply(g_hs[t], m[t], out=dh)      # outputs at padded steps are constant zeros
+                xp.multiply(g_hs[t], m[t], out=dh)      # outputs at padded steps are constant zeros
                 dh += dhr
             dt = d[t]
             dt *= dh                                     # the gradient of the pre-activation
-            np.matmul(wt, dt.T, out=dhr_t)
+            xp.matmul(wt, dt.T, out=dhr_t)
             if pad is not None:
-                np.copyto(dhr, dh, where=pad[t])         # a padded step passes the state through
+                xp.copyto(dhr, dh, where=pad[t])         # a padded step passes the state through
         dx, dw_ih, dw_hh, *db = _input_side(ctx, d, x2, w_ih, prev)
-        dh0 = np.ascontiguousarray(dhr) if ctx.needs_input_grad[1] else None
+        dh0 = xp.ascontiguousarray(dhr) if ctx.needs_input_grad[1] else None
         return (dx, dh0, dw_ih, dw_hh, *db)

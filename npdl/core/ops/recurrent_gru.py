@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core.backend import get_array_module
 from npdl.core.ops.recurrent import _buffer, _check, _flat_input, _Fused, _outputs, _prepare, _project, \
     _recurrent_grad, _states, _steps, _transposed
 
@@ -24,6 +25,7 @@ class GRURecurrence(_Fused):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, *biases, mask=None, reverse=False, workspace=None):
+        xp = get_array_module(x)
         t_len, b, h = _check("gru", x, h0, w_ih, w_hh, biases, 3, mask)
         dtype = x.dtype
         ws = workspace
@@ -36,56 +38,56 @@ class GRURecurrence(_Fused):
             b_rz = biases[0][:2 * h] + biases[1][:2 * h]
             b_in, b_hn = biases[0][2 * h:], biases[1][2 * h:]
         half, quarter, one = dtype.type(0.5), dtype.type(0.25), dtype.type(1)
-        s = _buffer(ws, "s", (t_len + 1, b, h), dtype)
+        s = _buffer(ws, "s", (t_len + 1, b, h), dtype, xp)
         prev, cur = _states(s, reverse)
         prev[-1 if reverse else 0] = h0
-        rz_all = _buffer(ws, "rz", (t_len if grad else 1, b, 2, h), dtype)   # r, z (kept for backward)
-        mm_t = np.empty((3 * h, b), dtype)
+        rz_all = _buffer(ws, "rz", (t_len if grad else 1, b, 2, h), dtype, xp)   # r, z (kept for backward)
+        mm_t = xp.empty((3 * h, b), dtype)
         mm = mm_t.T                                                  # (B, 3H) view of the product
-        d_rz = np.empty((b, 2, h), dtype)
-        hn, n, hd = (np.empty((b, h), dtype) for _ in range(3))
+        d_rz = xp.empty((b, 2, h), dtype)
+        hn, n, hd = (xp.empty((b, h), dtype) for _ in range(3))
         for t in _steps(t_len, reverse):
             hp = prev[t]
             xt = xg[t]
-            np.matmul(w_hh, hp.T, out=mm_t)
+            xp.matmul(w_hh, hp.T, out=mm_t)
             rz = rz_all[t if grad else 0]
             rz2 = rz.reshape(b, 2 * h)
-            np.add(xt[:, :2 * h], mm[:, :2 * h], out=rz2)
+            xp.add(xt[:, :2 * h], mm[:, :2 * h], out=rz2)
             if b_rz is not None:
                 rz2 += b_rz
             rz *= half
-            np.tanh(rz, out=rz)
+            xp.tanh(rz, out=rz)
             if grad:
-                np.multiply(rz, rz, out=d_rz)            # s(1-s) = (1 - tanh(x/2)^2) / 4
-                np.subtract(one, d_rz, out=d_rz)
+                xp.multiply(rz, rz, out=d_rz)            # s(1-s) = (1 - tanh(x/2)^2) / 4
+                xp.subtract(one, d_rz, out=d_rz)
                 d_rz *= quarter
             rz *= half
             rz += half
             r, z = rz[:, 0], rz[:, 1]
             if b_hn is None:
-                np.copyto(hn, mm[:, 2 * h:])
+                xp.copyto(hn, mm[:, 2 * h:])
             else:
-                np.add(mm[:, 2 * h:], b_hn, out=hn)
-            np.multiply(r, hn, out=n)
+                xp.add(mm[:, 2 * h:], b_hn, out=hn)
+            xp.multiply(r, hn, out=n)
             n += xt[:, 2 * h:]
             if b_in is not None:
                 n += b_in
-            np.tanh(n, out=n)
-            np.subtract(hp, n, out=hd)                   # h_t = n + z * (h_{t-1} - n)
+            xp.tanh(n, out=n)
+            xp.subtract(hp, n, out=hd)                   # h_t = n + z * (h_{t-1} - n)
             c = cur[t]
-            np.multiply(hd, z, out=c)
+            xp.multiply(hd, z, out=c)
             c += n
             if grad:
                 p = p_all[t]
-                np.multiply(hn, d_rz[:, 0], out=p[:, 0])
-                np.multiply(hd, d_rz[:, 1], out=p[:, 1])
+                xp.multiply(hn, d_rz[:, 0], out=p[:, 0])
+                xp.multiply(hd, d_rz[:, 1], out=p[:, 1])
                 pn = p[:, 2]
-                np.multiply(n, n, out=pn)
-                np.subtract(one, pn, out=pn)
-                np.subtract(one, z, out=hd)
+                xp.multiply(n, n, out=pn)
+                xp.subtract(one, pn, out=pn)
+                xp.subtract(one, z, out=hd)
                 pn *= hd
             if pad is not None:
-                np.copyto(c, hp, where=pad[t])
+                xp.copyto(c, hp, where=pad[t])
         if grad:
             z_all = rz_all[:, :, 1]
             if m is not None:
@@ -100,6 +102,7 @@ class GRURecurrence(_Fused):
 
     @staticmethod
     def backward(ctx, grads):
+        xp = get_array_module(*grads)
         g_hs, g_ht = grads
         p_all, rz_all, x2, s, w_ih, w, m, pad = GRURecurrence._take_saved(ctx)
         t_len, b, _, h = p_all.shape
@@ -107,38 +110,38 @@ class GRURecurrence(_Fused):
         r_all, z_all = rz_all[:, :, 0], rz_all[:, :, 1]
         wt = _transposed(ctx.ws, w)
         dhr_t, dhr = _recurrent_grad(g_ht.shape, g_ht, s.dtype)
-        dh = np.empty_like(g_ht)
-        dn = np.empty_like(g_ht)
-        tmp = np.empty_like(g_ht)
+        dh = xp.empty_like(g_ht)
+        dn = xp.empty_like(g_ht)
+        tmp = xp.empty_like(g_ht)
         for t in _steps(t_len, not ctx.reverse):
             if m is None:
-                np.add(g_hs[t], dhr, out=dh)
+                xp.add(g_hs[t], dhr, out=dh)
             else:
-                np.multiply(g_hs[t], m[t], out=dh)
+                xp.multiply(g_hs[t], m[t], out=dh)
                 dh += dhr
             p = p_all[t]                                 # becomes [dr, dz, dhn] (hidden side)
-            np.multiply(dh, p[:, 2], out=dn)             # dn_pre
-            np.multiply(p[:, 1], dh, out=p[:, 1])        # dz_pre
-            np.multiply(p[:, 0], dn, out=p[:, 0])        # dr_pre
+            xp.multiply(dh, p[:, 2], out=dn)             # dn_pre
+            xp.multiply(p[:, 1], dh, out=p[:, 1])        # dz_pre
+            xp.multiply(p[:, 0], dn, out=p[:, 0])        # dr_pre
             r = r_all[t]
-            np.multiply(dn, r, out=p[:, 2])              # d(W_hn h + b_hn) = dn_pre * r
-            np.copyto(r, dn)                             # keep dn_pre for the input side
-            np.matmul(wt, p.reshape(b, 3 * h).T, out=dhr_t)
-            np.multiply(dh, z_all[t], out=tmp)
+            xp.multiply(dn, r, out=p[:, 2])              # d(W_hn h + b_hn) = dn_pre * r
+            xp.copyto(r, dn)                             # keep dn_pre for the input side
+            xp.matmul(wt, p.reshape(b, 3 * h).T, out=dhr_t)
+            xp.multiply(dh, z_all[t], out=tmp)
             dhr += tmp
         needs, ws = ctx.needs_input_grad, ctx.ws
         flat = p_all.reshape(t_len * b, 3 * h)
         dw_hh = db_hh = dx = dw_ih = db_ih = None
         if needs[3]:
-            dw_hh = np.matmul(flat.T, prev.reshape(t_len * b, h), out=_buffer(ws, "dw_hh", w.shape, w.dtype))
+            dw_hh = xp.matmul(flat.T, prev.reshape(t_len * b, h), out=_buffer(ws, "dw_hh", w.shape, w.dtype, xp))
         if ctx.has_bias and needs[5]:
             db_hh = flat.sum(axis=0)
         p_all[:, :, 2] = r_all                           # input side: [dr, dz, dn_pre]
         if needs[0]:
-            dx = np.matmul(flat, w_ih, out=_buffer(ws, "dx", x2.shape, x2.dtype)).reshape(ctx.x_shape)
+            dx = xp.matmul(flat, w_ih, out=_buffer(ws, "dx", x2.shape, x2.dtype, xp)).reshape(ctx.x_shape)
         if needs[2]:
-            dw_ih = np.matmul(flat.T, x2, out=_buffer(ws, "dw_ih", w_ih.shape, w_ih.dtype))
+            dw_ih = xp.matmul(flat.T, x2, out=_buffer(ws, "dw_ih", w_ih.shape, w_ih.dtype, xp))
         if ctx.has_bias and needs[4]:
             db_ih = flat.sum(axis=0)
-        dh0 = np.ascontiguousarray(dhr) if needs[1] else None
+        dh0 = xp.ascontiguousarray(dhr) if needs[1] else None
         return (dx, dh0, dw_ih, dw_hh) + ((db_ih, db_hh) if ctx.has_bias else ())

@@ -10,6 +10,7 @@ import builtins
 import numpy as np
 
 from npdl.core.autograd import Function
+from npdl.core.backend import get_array_module
 
 
 def _axes(axis, ndim: int) -> tuple[int, ...]:
@@ -22,12 +23,14 @@ def _axes(axis, ndim: int) -> tuple[int, ...]:
 
 def _keep(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     """Reinsert reduced axes so ``g`` broadcasts against the input."""
-    return g if keepdims or not axes else np.expand_dims(g, axes)
+    xp = get_array_module(g)
+    return g if keepdims or not axes else xp.expand_dims(g, axes)
 
 
 def _spread(g: np.ndarray, shape: tuple[int, ...], keep_shape: tuple[int, ...]) -> np.ndarray:
     """``g`` (reduced) copied out to the input's ``shape``."""
-    out = np.empty(shape, dtype=g.dtype)
+    xp = get_array_module(g)
+    out = xp.empty(shape, dtype=g.dtype)
     out[...] = g.reshape(keep_shape)
     return out
 
@@ -41,9 +44,10 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
+        xp = get_array_module(x)
         axes = _axes(axis, x.ndim)
         ctx.shape, ctx.keep_shape = x.shape, _keep_shape(x.shape, axes)
-        return np.sum(x, axis=axes, keepdims=keepdims)
+        return xp.sum(x, axis=axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -59,10 +63,11 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
+        xp = get_array_module(x)
         axes = _axes(axis, x.ndim)
         ctx.shape, ctx.keep_shape = x.shape, _keep_shape(x.shape, axes)
         ctx.count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-        return np.mean(x, axis=axes, keepdims=keepdims)
+        return xp.mean(x, axis=axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -79,13 +84,14 @@ class _Extreme(Function):
 
     @classmethod
     def forward(cls, ctx, x, axis=None, keepdims=False):
+        xp = get_array_module(x)
         if x.size == 0:
             raise ValueError(f"{cls.__name__.lower()}() of an empty tensor")
         ctx.axes = _axes(axis, x.ndim)
         ctx.keepdims = keepdims
-        out = cls.reduce(x, axis=ctx.axes, keepdims=True)
+        out = getattr(xp, cls.reduce)(x, axis=ctx.axes, keepdims=True)
         ctx.saved = (x, out)
-        return out if keepdims else np.squeeze(out, axis=ctx.axes)
+        return out if keepdims else xp.squeeze(out, axis=ctx.axes)
 
     @staticmethod
     def backward(ctx, g):
@@ -98,7 +104,7 @@ class _Extreme(Function):
 class Max(_Extreme):
     """z = max of x over axis (values)"""
 
-    reduce = staticmethod(np.max)
+    reduce = "max"   # the name of the array module's reduction
 
 
 def max(x, axis=None, keepdims: bool = False):  # noqa: A001
@@ -109,7 +115,7 @@ def max(x, axis=None, keepdims: bool = False):  # noqa: A001
 class Min(_Extreme):
     """z = min of x over axis (values)"""
 
-    reduce = staticmethod(np.min)
+    reduce = "min"
 
 
 def min(x, axis=None, keepdims: bool = False):  # noqa: A001
@@ -121,12 +127,13 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0):
+        xp = get_array_module(x)
         axes = _axes(axis, x.ndim)
         n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
         centered = x - x.mean(axis=axes, keepdims=True)
         ctx.saved = centered
         ctx.axes, ctx.keepdims, ctx.denom = axes, keepdims, builtins.max(n - ddof, 1)
-        return np.sum(centered * centered, axis=axes, keepdims=keepdims) / x.dtype.type(ctx.denom)
+        return xp.sum(centered * centered, axis=axes, keepdims=keepdims) / x.dtype.type(ctx.denom)
 
     @staticmethod
     def backward(ctx, g):
@@ -145,16 +152,17 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
+        xp = get_array_module(x)
         axes = _axes(axis, x.ndim)
-        m = np.max(x, axis=axes, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
-        e = np.exp(x - m)
+        m = xp.max(x, axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        e = xp.exp(x - m)
         s = e.sum(axis=axes, keepdims=True)
-        out = np.log(s) + m
+        out = xp.log(s) + m
         e /= s                                     # softmax, in place: the gradient's factor
         ctx.saved = e
         ctx.axes, ctx.keepdims = axes, keepdims
-        return out if keepdims else np.squeeze(out, axis=axes)
+        return out if keepdims else xp.squeeze(out, axis=axes)
 
     @staticmethod
     def backward(ctx, g):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core.backend import get_array_module
+
 _T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
       7.00332514112805075473e3, 5.55923013010394962768e4)
 _U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
@@ -26,7 +28,8 @@ _S = (1.0, 2.26052863220117276590e0, 9.39603524938001434673e0, 1.204895398080966
 
 def _poly(x: np.ndarray, coeffs) -> np.ndarray:
     """Horner evaluation, highest power first."""
-    out = np.full_like(x, coeffs[0])
+    xp = get_array_module(x)
+    out = xp.full_like(x, coeffs[0])
     for c in coeffs[1:]:
         out *= x
         out += c
@@ -35,9 +38,10 @@ def _poly(x: np.ndarray, coeffs) -> np.ndarray:
 
 def erf(x: np.ndarray) -> np.ndarray:
     """Elementwise error function, same dtype as ``x`` (computed in float64)."""
-    x64 = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x64)
-    ax = np.abs(x64)
+    xp = get_array_module(x)
+    x64 = xp.asarray(x, dtype=np.float64)
+    out = xp.empty_like(x64)
+    ax = xp.abs(x64)
     small = ax <= 1.0
     if small.any():
         xs = x64[small]
@@ -46,11 +50,11 @@ def erf(x: np.ndarray) -> np.ndarray:
     big = ~small
     if big.any():
         a = ax[big]
-        e = np.exp(-a * a)
+        e = xp.exp(-a * a)
         mid = a < 8.0
-        erfc = np.empty_like(a)
+        erfc = xp.empty_like(a)
         erfc[mid] = e[mid] * _poly(a[mid], _P) / _poly(a[mid], _Q)
         far = ~mid
         erfc[far] = e[far] * _poly(a[far], _R) / _poly(a[far], _S)
-        out[big] = np.copysign(1.0 - erfc, x64[big])
-    return out.astype(np.asarray(x).dtype, copy=False)
+        out[big] = xp.copysign(1.0 - erfc, x64[big])
+    return out.astype(xp.asarray(x).dtype, copy=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from npdl.cli.app import command, console, fail, stage, warn
-from npdl.cli.arguments import check_checkpoint, number_between
+from npdl.cli.arguments import DEVICE_HELP, check_checkpoint, number_between, use_device
 from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP
 
 MAX_LENGTH = 100_000      # tokens per call: beyond this, write a loop (and a file) instead
@@ -26,8 +26,11 @@ def sample(run: str = typer.Argument(..., help="Run folder (or unique name prefi
                                     help="Random seed: the same seed gives the same text."),
            checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR),
            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
+           data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
+           device: str = typer.Option(None, "--device", help=DEVICE_HELP + " Default: the run's own.",
+                                      metavar="DEVICE")):
     """Continue a prompt with a trained language model (reproducible with --seed)."""
+    use_device(device)
     import numpy as np
 
     from npdl import experiment

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 import npdl
+from npdl.core.backend import to_host
 from npdl.nn.module import evaluating
 
 
@@ -35,7 +36,7 @@ def next_token_distribution(logits: np.ndarray, temperature: float = 1.0, top_k:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
-    z = np.asarray(logits, np.float64).reshape(-1)
+    z = np.asarray(to_host(logits), np.float64).reshape(-1)   # sampling runs on the host
     if temperature == 0:
         p = np.zeros_like(z)
         p[int(np.argmax(z))] = 1.0

@@ -27,6 +27,7 @@ import numpy as np
 
 import npdl
 import npdl.functional as F
+from npdl.core.backend import to_host
 from npdl.core.tensor import Tensor
 from npdl.train import metrics as M
 from npdl.train.tasks import Task, register_task
@@ -38,7 +39,7 @@ def _state_arrays(state):
         return None
     if isinstance(state, (tuple, list)):
         return [_state_arrays(s) for s in state]
-    return np.array(state.data if isinstance(state, Tensor) else state, copy=True)
+    return np.array(to_host(state.data if isinstance(state, Tensor) else state), copy=True)   # host arrays
 
 
 def _state_tensors(obj):
@@ -136,7 +137,7 @@ class SequenceLMTask(Task):
         for batch in self.data.loader(split).batches():
             flat, targets, logits = self._flat(batch)
             loss.add(F.cross_entropy(flat, targets).item(), len(targets))
-            pred = logits.data.argmax(axis=-1)
+            pred = to_host(logits.data.argmax(axis=-1))   # metrics on the host, once per eval batch
             tokens.add(M.accuracy(pred[batch.mask], batch.targets[batch.mask]), int(batch.mask.sum()))
             right_seqs += int(((pred == batch.targets) | ~batch.mask).all(axis=1).sum())
             n_seqs += len(pred)

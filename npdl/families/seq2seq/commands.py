@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from npdl.cli.app import UsageError, command, fail, stage, warn
-from npdl.cli.arguments import check_checkpoint, number_between
+from npdl.cli.arguments import DEVICE_HELP, check_checkpoint, number_between, use_device
 from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, ROOT_HELP, RUNS_HELP
 
 MAX_BEAM = 256        # hypotheses kept per sentence; wider beams only cost memory
@@ -31,8 +31,11 @@ def translate(run: str = typer.Argument(..., help="Run folder (or unique name pr
               max_len: int = typer.Option(None, "--max-len", min=1, max=MAX_LEN, help="Most tokens to generate."),
               checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR),
               runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
-              data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP)):
+              data_root: Path = typer.Option(None, "--data-root", help=ROOT_HELP),
+              device: str = typer.Option(None, "--device", help=DEVICE_HELP + " Default: the run's own.",
+                                         metavar="DEVICE")):
     """Translate sentences with a seq2seq run (greedy or beam search, KV-cached)."""
+    use_device(device)
     from npdl import experiment
 
     def seq2seq_only(r, exp):

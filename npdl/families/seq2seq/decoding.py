@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 import npdl
+from npdl.core.backend import device_of, get_array_module, to_device, to_host
 from npdl.core.tensor import wrap
 from npdl.data.tokenizers import BOS_ID, EOS_ID, PAD_ID
 from npdl.nn.attention import take_cache_rows
@@ -81,11 +82,16 @@ def _top_indices(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _rows(a, index: np.ndarray):
+    """a[index] for a host ``index`` (the search runs on the host), ``a`` on any device."""
+    return a[index] if type(a) is np.ndarray else a[to_device(index, device_of(a))]
+
+
 def _step(model, tokens: np.ndarray, memory, src_mask, cache) -> np.ndarray:
-    """Logits (N, V) for the next position after ``tokens`` (N, t)."""
+    """Logits (N, V) for the next position after ``tokens`` (N, t), on the host (the search runs there)."""
     if cache is not None:
-        return model.decode(tokens[:, -1:], memory, src_mask, cache=cache).data[:, -1]
-    return model.decode(tokens, memory, src_mask).data[:, -1]
+        return to_host(model.decode(tokens[:, -1:], memory, src_mask, cache=cache).data[:, -1])
+    return to_host(model.decode(tokens, memory, src_mask).data[:, -1])
 
 
 @npdl.no_grad()
@@ -110,7 +116,7 @@ def greedy(model, src: np.ndarray, src_mask: np.ndarray, max_len: int | None = N
         keep = nxt != eos
         tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
         if not keep.all():
-            alive, tokens, memory, src_mask = alive[keep], tokens[keep], memory[keep], src_mask[keep]
+            alive, tokens, memory, src_mask = alive[keep], tokens[keep], _rows(memory, keep), src_mask[keep]
             _take_cache(cache, np.flatnonzero(keep))
             if not alive.size:
                 break
@@ -143,7 +149,8 @@ def beam_search(model, src: np.ndarray, src_mask: np.ndarray, beam_size: int = 4
     src, src_mask = np.asarray(src), np.asarray(src_mask, dtype=bool)
     b = src.shape[0]
     limit = decode_limit(model, src_mask, max_len)
-    memory = np.repeat(model.encode(src, src_mask).data, k, axis=0)     # (B*K, S, d): sentence-major
+    enc = model.encode(src, src_mask).data
+    memory = get_array_module(enc).repeat(enc, k, axis=0)     # (B*K, S, d): sentence-major
     mask = np.repeat(src_mask, k, axis=0)
     scores = np.full((b, k), -np.inf)
     scores[:, 0] = 0.0                                                   # one live hypothesis at first
@@ -186,7 +193,7 @@ def beam_search(model, src: np.ndarray, src_mask: np.ndarray, beam_size: int = 4
             keep_s = ~done
             keep_rows = np.repeat(keep_s, k)
             sent, scores, tokens = sent[keep_s], scores[keep_s], tokens[keep_rows]
-            memory, mask = memory[keep_rows], mask[keep_rows]
+            memory, mask = _rows(memory, keep_rows), mask[keep_rows]
             _take_cache(cache, np.flatnonzero(keep_rows))
             if not sent.size:
                 break

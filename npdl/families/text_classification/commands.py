@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from npdl.cli.app import UsageError, command, console, stage, warn
-from npdl.cli.arguments import check_checkpoint
+from npdl.cli.arguments import DEVICE_HELP, check_checkpoint, use_device
 from npdl.cli.train import CKPT_HELP, CKPT_METAVAR, RUNS_HELP
 
 
@@ -22,8 +22,11 @@ def predict(run: str = typer.Argument(..., help="Run folder (or unique name pref
             pair: tuple[str, str] | None = typer.Option(None, "--pair", help="Two questions: --pair \"Q1\" \"Q2\".",
                                                         metavar="Q1 Q2"),
             checkpoint_: str = typer.Option("best", "--checkpoint", help=CKPT_HELP, metavar=CKPT_METAVAR),
-            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP)):
+            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_HELP),
+            device: str = typer.Option(None, "--device", help=DEVICE_HELP + " Default: the run's own.",
+                                       metavar="DEVICE")):
     """Classify a question pair (duplicate probability) or a text with a trained classifier run."""
+    use_device(device)
     import numpy as np
 
     from npdl import experiment

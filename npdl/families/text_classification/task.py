@@ -10,6 +10,7 @@ import numpy as np
 
 import npdl
 import npdl.functional as F
+from npdl.core.backend import to_host
 from npdl.train import metrics as M
 from npdl.train.tasks import Task, register_task
 
@@ -33,8 +34,8 @@ class TextClassificationTask(Task):
 
     @npdl.no_grad()
     def probabilities(self, batch) -> np.ndarray:
-        """Class probabilities (B, C) of a batch (the model should be in eval mode)."""
-        return F.softmax(self.logits(batch), axis=-1).data
+        """Class probabilities (B, C) of a batch, on the host (the model should be in eval mode)."""
+        return to_host(F.softmax(self.logits(batch), axis=-1).data)
 
     @npdl.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
@@ -43,7 +44,7 @@ class TextClassificationTask(Task):
         for batch in self.data.loader(split).batches():
             logits = self.logits(batch)
             loss.add(self.loss_fn(logits, batch.labels).item(), len(batch.labels))
-            preds.append(logits.data.argmax(axis=-1))
+            preds.append(to_host(logits.data.argmax(axis=-1)))   # metrics on the host, once per eval batch
             targets.append(batch.labels)
         pred, target = np.concatenate(preds), np.concatenate(targets)
         majority = np.full_like(target, getattr(self.data, "majority_class", 0))

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from npdl.core.autograd import Function
+from npdl.core.backend import extras, get_array_module
 from npdl.core.ops.elementwise import sigmoid_array as sigmoid
 from npdl.core.parallel import map_interleaved
 from npdl.core.sparse import CoalescedRowGrad
@@ -41,19 +41,27 @@ def softplus(z: np.ndarray) -> np.ndarray:
     Plain exp and log (log1p is not vectorised in NumPy: 5x slower); the only inexact entries,
     z > 88 in float32 where exp overflows, are recomputed in the stable form.
     """
+    xp = get_array_module(z)
     with np.errstate(over="ignore"):
-        e = np.exp(z)
+        e = xp.exp(z)
     e += 1
-    np.log(e, out=e)
-    bad = np.isinf(e)
+    xp.log(e, out=e)
+    bad = xp.isinf(e)
+    if xp is not np:
+        return xp.where(bad, z, e)                       # no host round trip to ask bad.any()
     if bad.any():
         e[bad] = z[bad]                                  # softplus(z) = z + log1p(exp(-z)) = z there
     return e
 
 
+def _on(xp, a):
+    """Host bookkeeping (batch ids, masks) moved to ``xp``'s device; itself on the CPU."""
+    return a if xp is np else xp.asarray(a)
+
+
 def softplus_sum(z: np.ndarray) -> np.ndarray:
     """Row sums of softplus(z) for (N, S) ``z`` -> (N,) (a GEMV: 5x faster than ``.sum(1)`` here)."""
-    return softplus(z) @ np.ones(z.shape[1], z.dtype)
+    return softplus(z) @ get_array_module(z).ones(z.shape[1], z.dtype)
 
 
 class NegativeSamplingLoss(Function):
@@ -66,18 +74,19 @@ class NegativeSamplingLoss(Function):
 
     @staticmethod
     def forward(ctx, h, pos, neg, weight=None):
-        sp = np.einsum("pd,pd->p", h, pos)
-        sn = np.matmul(neg, h[:, :, None])[:, :, 0]                       # (P, K)
-        w = np.ones(len(h), h.dtype) if weight is None else np.asarray(weight, h.dtype)
+        xp = get_array_module(h)
+        sp = xp.einsum("pd,pd->p", h, pos)
+        sn = xp.matmul(neg, h[:, :, None])[:, :, 0]                       # (P, K)
+        w = xp.ones(len(h), h.dtype) if weight is None else xp.asarray(weight, h.dtype)
         ctx.saved = (h, pos, neg)
         ctx.gp, ctx.gn = w * (sigmoid(sp) - 1), w[:, None] * sigmoid(sn)
-        return np.asarray(w @ softplus(-sp) + (w[:, None] * softplus(sn)).sum(), h.dtype)
+        return xp.asarray(w @ softplus(-sp) + (w[:, None] * softplus(sn)).sum(), h.dtype)
 
     @staticmethod
     def backward(ctx, g):
         h, pos, neg = ctx.saved
         gp, gn = ctx.gp * g, ctx.gn * g
-        dh = gp[:, None] * pos + np.matmul(gn[:, None, :], neg)[:, 0]
+        dh = gp[:, None] * pos + get_array_module(g).matmul(gn[:, None, :], neg)[:, 0]
         return dh, gp[:, None] * h, gn[:, :, None] * h[:, None, :]
 
 
@@ -92,10 +101,11 @@ class ContextMean(Function):
 
     @staticmethod
     def forward(ctx, x, mask=None, update="gradient"):
-        m = np.ones(x.shape[:2], x.dtype) if mask is None else np.asarray(mask, x.dtype)
-        mean = m / np.maximum(m.sum(1, keepdims=True), 1)                  # (P, C)
+        xp = get_array_module(x)
+        m = xp.ones(x.shape[:2], x.dtype) if mask is None else xp.asarray(mask, x.dtype)
+        mean = m / xp.maximum(m.sum(1, keepdims=True), 1)                  # (P, C)
         ctx.share = m if update == "word2vec" else mean
-        return np.matmul(mean[:, None, :], x)[:, 0]
+        return xp.matmul(mean[:, None, :], x)[:, 0]
 
     @staticmethod
     def backward(ctx, g):
@@ -135,14 +145,15 @@ class Segments:
                 self.tail = (run[tail][new], tail, new)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
-        """(len(unique), ...) sums of ``values`` rows per key."""
-        v = values[self.order]
-        out = v[self.starts]
+        """(len(unique), ...) sums of ``values`` rows per key (on ``values``' device)."""
+        xp = get_array_module(values)
+        v = values[_on(xp, self.order)]
+        out = v[_on(xp, self.starts)]
         for rows, sel in self.rounds:
-            out[rows] += v[sel]
+            out[_on(xp, rows)] += v[_on(xp, sel)]
         if self.tail is not None:
             rows, sel, starts = self.tail
-            out[rows] += np.add.reduceat(v[sel], starts, axis=0)
+            out[_on(xp, rows)] += xp.add.reduceat(v[_on(xp, sel)], _on(xp, starts), axis=0)
         return out
 
 
@@ -161,14 +172,14 @@ def band_mask(window: np.ndarray, segment: np.ndarray, max_window: int, dtype) -
 
 def _padded(rows: np.ndarray, w: int) -> np.ndarray:
     """(N + 2W, D) copy of ``rows`` between W zero rows on each side."""
-    pad = np.zeros((len(rows) + 2 * w, rows.shape[1]), rows.dtype)
+    pad = get_array_module(rows).zeros((len(rows) + 2 * w, rows.shape[1]), rows.dtype)
     pad[w:w + len(rows)] = rows
     return pad
 
 
 def windows(a: np.ndarray, w: int) -> np.ndarray:
     """(N, 2W+1, D) view of a (N, D): windows(a)[t, k] = a[t + k - W], zero outside 0..N-1."""
-    return sliding_window_view(_padded(a, w), (2 * w + 1, a.shape[1]))[:, 0]
+    return extras(get_array_module(a)).sliding_window_view(_padded(a, w), (2 * w + 1, a.shape[1]))[:, 0]
 
 
 def transpose_band(a: np.ndarray, w: int) -> np.ndarray:
@@ -180,7 +191,7 @@ def transpose_band(a: np.ndarray, w: int) -> np.ndarray:
     n, kw = a.shape
     pad = _padded(a, w).ravel()
     item = pad.itemsize
-    return as_strided(pad[2 * w:], shape=(n, kw), strides=(kw * item, (kw - 1) * item), writeable=False)
+    return extras(get_array_module(a)).as_strided(pad[2 * w:], shape=(n, kw), strides=(kw * item, (kw - 1) * item), writeable=False)
 
 
 def negatives_terms(z: np.ndarray, weight: np.ndarray, want: bool):
@@ -220,47 +231,50 @@ class _BatchLoss(Function):
     @classmethod
     def _compute(cls, ctx, w_in, w_out, words, window, segment, pool, negative, max_window, groups=1, threads=1,
                  **opts):
+        xp = get_array_module(w_in)
         dt = w_in.dtype
         want = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         size = len(pool) // groups
         if size * groups != len(pool) or size == 0:
             raise ValueError(f"word2vec loss: {len(pool)} pool words do not split into {groups} groups")
         ratio = dt.type(negative / size)
-        p = w_out[pool].reshape(groups, size, w_in.shape[1])
+        p = w_out[_on(xp, pool)].reshape(groups, size, w_in.shape[1])
         cuts = split_points(segment, groups)
+        words_d = _on(xp, words)                   # the ids index device tables; the bookkeeping stays on the host
 
         def part(g: int):
             lo, hi = cuts[g], cuts[g + 1]
             if hi == lo:  # nothing here survived subsampling: no pairs, no loss
-                empty = np.zeros((0, w_in.shape[1]), dt)
-                return dt.type(0), (empty, empty, np.zeros_like(p[g]))
-            m = band_mask(window[lo:hi], segment[lo:hi], max_window, dt)
-            return cls._terms(w_in, w_out, words[lo:hi], p[g], m, ratio, max_window, want, **opts)
+                empty = xp.zeros((0, w_in.shape[1]), dt)
+                return dt.type(0), (empty, empty, xp.zeros_like(p[g]))
+            m = _on(xp, band_mask(window[lo:hi], segment[lo:hi], max_window, dt))
+            return cls._terms(w_in, w_out, words_d[lo:hi], p[g], m, ratio, max_window, want, **opts)
 
         parts = map_interleaved(part, groups, threads)
         loss = sum(lo for lo, _ in parts)
         if want:
-            ctx.grads = tuple(np.concatenate([g[i] for _, g in parts]) for i in range(3))
+            ctx.grads = tuple(xp.concatenate([g[i] for _, g in parts]) for i in range(3))
             ctx.words, ctx.pool, ctx.shapes = words, pool, (w_in.shape, w_out.shape)
-        return np.asarray(loss, dt)
+        return xp.asarray(loss, dt)
 
     @staticmethod
     def backward(ctx, g):
         dx, dy, dp = ctx.grads
+        xp = get_array_module(dx)
         words, pool = Segments(ctx.words), Segments(ctx.pool)
         g_in = words.sum(dx)
         # out rows: the batch's words and the pool, merged without re-sorting the batch
         rows = np.concatenate([words.unique, pool.unique])
         rows.sort()
         rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]    # np.union1d, without its hashing
-        g_out = np.zeros((len(rows), dy.shape[1]), dy.dtype)
-        g_out[np.searchsorted(rows, words.unique)] = words.sum(dy)
-        g_out[np.searchsorted(rows, pool.unique)] += pool.sum(dp)
-        if g != 1:
+        g_out = xp.zeros((len(rows), dy.shape[1]), dy.dtype)
+        g_out[_on(xp, np.searchsorted(rows, words.unique))] = words.sum(dy)
+        g_out[_on(xp, np.searchsorted(rows, pool.unique))] += pool.sum(dp)
+        if xp is not np or g != 1:        # (on a device: no host round trip to compare g)
             g_in *= g
             g_out *= g
-        return (CoalescedRowGrad(words.unique.astype(np.int64), g_in, ctx.shapes[0]),
-                CoalescedRowGrad(rows.astype(np.int64), g_out, ctx.shapes[1]))
+        return (CoalescedRowGrad(_on(xp, words.unique.astype(np.int64)), g_in, ctx.shapes[0]),
+                CoalescedRowGrad(_on(xp, rows.astype(np.int64)), g_out, ctx.shapes[1]))
 
 
 class SkipGramBatchLoss(_BatchLoss):
@@ -282,19 +296,20 @@ class SkipGramBatchLoss(_BatchLoss):
 
     @staticmethod
     def _terms(w_in, w_out, words, p, m, ratio, w, want):
+        xp = get_array_module(w_in)
         xpad = _padded(w_in[words], w)
         x = xpad[w:len(xpad) - w]                                           # (N, D)
         y = w_out[words]
-        xw = sliding_window_view(xpad, (2 * w + 1, x.shape[1]))[:, 0]     # (N, 2W+1, D)
-        sp = np.matmul(xw, y[:, :, None])[:, :, 0]                         # sp[t, W+o] = x[t+o].y[t]
+        xw = extras(xp).sliding_window_view(xpad, (2 * w + 1, x.shape[1]))[:, 0]     # (N, 2W+1, D)
+        sp = xp.matmul(xw, y[:, :, None])[:, :, 0]                         # sp[t, W+o] = x[t+o].y[t]
         weight = ratio * transpose_band(m, w).sum(1)                        # K/S x (pairs with input u)
         loss, gn = negatives_terms(x @ p.T, weight, want)                   # (N, S) scores vs the pool
         loss += (m * softplus(-sp)).sum()
         if not want:
             return loss, None
         gp = m * (sigmoid(sp) - 1)
-        dy = np.matmul(gp[:, None, :], xw)[:, 0]
-        dx = np.matmul(transpose_band(gp, w)[:, None, :], windows(y, w))[:, 0] + gn @ p
+        dy = xp.matmul(gp[:, None, :], xw)[:, 0]
+        dx = xp.matmul(transpose_band(gp, w)[:, None, :], windows(y, w))[:, 0] + gn @ p
         return loss, (dx, dy, gn.T @ x)
 
 
@@ -316,13 +331,14 @@ class CBOWBatchLoss(_BatchLoss):
 
     @staticmethod
     def _terms(w_in, w_out, words, p, m, ratio, w, want, update):
+        xp = get_array_module(w_in)
         count = m.sum(1)
         has = (count > 0).astype(m.dtype)
-        mean = m / np.maximum(count, 1)[:, None]
+        mean = m / xp.maximum(count, 1)[:, None]
         xpad = _padded(w_in[words], w)
-        h = np.matmul(mean[:, None, :], sliding_window_view(xpad, (2 * w + 1, xpad.shape[1]))[:, 0])[:, 0]
+        h = xp.matmul(mean[:, None, :], extras(xp).sliding_window_view(xpad, (2 * w + 1, xpad.shape[1]))[:, 0])[:, 0]
         y = w_out[words]
-        sp = np.einsum("nd,nd->n", h, y)
+        sp = xp.einsum("nd,nd->n", h, y)
         loss, gn = negatives_terms(h @ p.T, ratio * has, want)
         loss += has @ softplus(-sp)
         if not want:
@@ -330,5 +346,5 @@ class CBOWBatchLoss(_BatchLoss):
         gp = has * (sigmoid(sp) - 1)
         dh = gp[:, None] * y + gn @ p
         share = m if update == "word2vec" else mean
-        dx = np.matmul(transpose_band(share, w)[:, None, :], windows(dh, w))[:, 0]
+        dx = xp.matmul(transpose_band(share, w)[:, None, :], windows(dh, w))[:, 0]
         return loss, (dx, gp[:, None] * h, gn.T @ h)

@@ -21,6 +21,7 @@ import numpy as np
 
 import npdl
 from npdl.atomic import atomic_open
+from npdl.core.backend import to_host
 from npdl.data import download, parsers
 from npdl.data.sources import DataError
 from npdl.data.vocab import VocabError
@@ -76,7 +77,7 @@ def analogy_accuracy(vectors: np.ndarray, words, questions, restrict: int = 3000
     """3CosAdd accuracy of ``vectors`` (V, D), ids sorted by frequency, on ``questions``
     [(section, (a, b, c, d))]: overall, semantic, syntactic, per section, and coverage."""
     vocab = {w: i for i, w in enumerate(words[:restrict])}
-    emb = _normalized(np.asarray(vectors[:len(vocab)], np.float32))
+    emb = _normalized(np.asarray(to_host(vectors[:len(vocab)]), np.float32))
     covered = [(s, [vocab[w] for w in q]) for s, q in questions if all(w in vocab for w in q)]
     sections = list(dict.fromkeys(s for s, _ in questions))
     right = {s: 0 for s in sections}
@@ -164,7 +165,7 @@ class Word2VecTask(Task):
         raise UnknownWordError(f"word '{word}' is not in the vocabulary ({len(words):,} words){hint}")
 
     def _unit(self) -> np.ndarray:
-        return _normalized(np.asarray(self.model.vectors(), np.float32))
+        return _normalized(np.asarray(to_host(self.model.vectors()), np.float32))
 
     def neighbors(self, word: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` words of highest cosine similarity to ``word`` (itself excluded)."""
@@ -204,7 +205,7 @@ class Word2VecTask(Task):
 def save_word2vec(path, words, vectors: np.ndarray, binary: bool = False) -> Path:
     """Write (V, D) ``vectors`` for ``words`` in word2vec's text or binary format."""
     path = Path(path)
-    vectors = np.asarray(vectors, np.float32)
+    vectors = np.asarray(to_host(vectors), np.float32)
     with atomic_open(path, "wb") as f:
         f.write(f"{len(words)} {vectors.shape[1]}\n".encode())
         if binary:

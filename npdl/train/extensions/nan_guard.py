@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npdl.core.backend import get_array_module
 from npdl.train.extensions.base import Extension, PRIORITY_WRITER
 from npdl.train.updater import NonFiniteError
 
@@ -17,7 +18,7 @@ class NaNGuard(Extension):
     def __call__(self, trainer) -> None:
         bad = trainer.nonfinite_info
         where = ""
-        bad_param = next((n for n, p in trainer.model.named_parameters() if not np.isfinite(p.data).all()), None)
+        bad_param = next((n for n, p in trainer.model.named_parameters() if not get_array_module(p.data).isfinite(p.data).all()), None)
         if bad_param:
             where = f"; first non-finite parameter: {bad_param}"
         elif bad.batch is not None:
