@@ -74,7 +74,8 @@ def test_export_then_init_from_file_and_run_gives_identical_outputs(workdir):
     assert set(header) == {"layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias"}
     assert {e["dtype"] for e in header.values()} == {"F32"}
     assert meta["format"] == "pt" and meta["model_type"] == "mlp" and meta["npdl_version"] == npdl.__version__
-    assert json.loads(meta["config"])["model"] == {"type": "mlp", "hidden": [16]}
+    model = json.loads(meta["config"])["model"]        # the run's resolved config: defaults written out
+    assert model["type"] == "mlp" and model["hidden"] == [16] and "dropout" in model
     _, trained, _, _ = experiment.from_run(run, checkpoint="last")
     want = outputs(trained.model, X)
     fresh = outputs(build(tiny_config()).model, X)
@@ -124,6 +125,7 @@ def test_export_in_a_real_subprocess(workdir):
     pytest.importorskip("safetensors")
     run = train_tiny(workdir)
     out = workdir / "sub" / "mlp.safetensors"
+    out.parent.mkdir()                                  # -o never creates folders
     cmd = [sys.executable, "-m", "npdl", "export", str(run), "--format", "safetensors", "-o", str(out)]
     res = subprocess.run(cmd, env=env_without_data(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
