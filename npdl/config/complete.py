@@ -34,9 +34,10 @@ from npdl.train.trainer import TrainSettings
 
 SPECS: dict[str, Registry] = {"data": DATASETS, "model": MODELS, "loss": LOSSES, "optimizer": OPTIMIZERS,
                               "schedule": SCHEDULES}
-ORDER = ("name", "seed", "data", "model", "loss", "optimizer", "schedule", "train", "eval")
+ORDER = ("name", "seed", "device", "data", "model", "loss", "optimizer", "schedule", "train", "eval")
 COMMENT_COLUMN = 40  # comments start here (or after a longer line)
 SEED_DOC = "seeds the initial weights, dropout and the order of the data"
+DEVICE_DOC = "where the tensors live: cpu, cuda, cuda:N or emulated (resume/eval --device overrides)"
 NAME_DOC = "the run folder is runs/<name>-<time>/"
 
 
@@ -103,6 +104,8 @@ def complete(cfg: dict, provided=(), splits=None) -> dict:
     """
     task = task_of(cfg)
     out = {"name": cfg.get("name"), "seed": cfg.get("seed", 0)}
+    if "device" in cfg:   # only when given: without it a run goes where its command runs (the cpu)
+        out["device"] = cfg["device"]
     for section, registry in SPECS.items():
         spec = cfg.get(section)
         if spec is None and task is not None:
@@ -212,6 +215,9 @@ def render(cfg: dict, header: str = "", provided_values: dict | None = None, not
             _line(0, "name", value, _join(notes.get("name", ""), NAME_DOC), out)
         elif section == "seed":
             _line(0, "seed", value, SEED_DOC, out)
+        elif section == "device":
+            if value is not None:
+                _line(0, "device", value, DEVICE_DOC, out)
         elif section in SPECS and isinstance(value, dict):
             _spec_lines(section, SPECS[section], value, out, provided_values, notes)
         elif section in SPECS:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from npdl.core.backend import get_array_module
+from npdl.core.backend import extras, get_array_module
 from npdl.optim.optimizer import Optimizer
 from npdl.registry import OPTIMIZERS
 from npdl.schema import NonNegativeFloat, PositiveFloat, Probability, UnitInterval
@@ -117,8 +117,13 @@ class _AdamBase(Optimizer):
                 w *= 1.0 - lr * wd  # Loshchilov & Hutter 2019, Algorithm 2 line 12 (scaled by lr as PyTorch)
         else:
             g = _decayed(w, g, wd, self)
-        tmp = self._tmp(w, 1)
         m, v = st["exp_avg"], st["exp_avg_sq"]
+        fused = None if xp is np or group["amsgrad"] else getattr(extras(xp), "adam_step", None)
+        if fused is not None:   # a GPU backend's one-kernel update (CuPy); the same formula as below
+            c2 = math.sqrt(1.0 - b2 ** t)
+            fused(w, g, m, v, b1, b2, lr * c2 / (1.0 - b1 ** t), eps * c2)
+            return
+        tmp = self._tmp(w, 1)
         _ema(m, g, b1, tmp)                           # m_t = b1 m + (1 - b1) g
         xp.multiply(g, g, out=tmp)
         tmp *= 1.0 - b2

@@ -56,6 +56,23 @@ def vecdot(a, b, out=None):
     return cupy.einsum("...i,...i->...", a, b, out=out) if out is None else cupy.sum(a * b, axis=-1, out=out)
 
 
+_ADAM = None
+
+
+def adam_step(w, g, m, v, b1: float, b2: float, step_size: float, eps_hat: float) -> None:
+    """Adam's update in one fused kernel (NumPy needs ~8 passes over memory; so would CuPy op by op):
+    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  w -= step_size * m / (sqrt(v) + eps_hat),
+    with step_size = lr c2 / (1 - b1^t) and eps_hat = eps c2, c2 = sqrt(1 - b2^t) (as ``_AdamBase``)."""
+    global _ADAM
+    if _ADAM is None:
+        _ADAM = cupy.ElementwiseKernel(
+            "T g, T b1, T b2, T step_size, T eps_hat", "T w, T m, T v",
+            "m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g * g; w -= step_size * m / (sqrt(v) + eps_hat);",
+            "npdl_adam_step")
+    t = w.dtype.type
+    _ADAM(g, t(b1), t(b2), t(step_size), t(eps_hat), w, m, v)
+
+
 def add_at(out, index, values) -> None:
     """out[index] += values with repeated indices accumulating (atomic adds)."""
     cupyx.scatter_add(out, index, values)
