@@ -219,7 +219,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             raise RuntimeError(
                 f"backward() without a `grad` argument needs a scalar, but this tensor has shape "
                 f"{root.shape}; reduce it first (e.g. .sum() or .mean()) or pass grad=<array of that shape>.")
-        grad, owned = backend.get_array_module(root.data).ones(root.data.shape, root.data.dtype), True
+        # (a full reduction's output may be a NumPy scalar: host too)
+        xp = np if isinstance(root.data, (np.ndarray, np.generic)) else backend.get_array_module(root.data)
+        grad, owned = xp.ones(root.data.shape, root.data.dtype), True
     else:
         owned = False  # np.asarray may share the caller's array
         grad = grad.data if isinstance(grad, Tensor) else grad

@@ -198,6 +198,9 @@ def get_array_module(*arrays):
     """numpy, unless one of ``arrays`` lives on a device: then that device's ``xp``.
 
     Non-array arguments (scalars, None) are ignored, so ``get_array_module(x, maybe_none)`` works.
+    Hot ops write ``xp = np if type(x) is np.ndarray else get_array_module(x)``: the CPU path
+    then makes no Python call (a call costs ~2,000 instructions, measured with callgrind; a
+    4x4 op's whole forward+backward is ~40,000).
     """
     for a in arrays:
         t = type(a)

@@ -26,7 +26,7 @@ Groups = tuple[dict[str, Any], ...]  # [{match: regex, lr: ..., weight_decay: ..
 
 def _decayed(w, g, wd, opt, slot=0):
     """g + wd * w (L2 regularisation folded into the gradient) in a scratch array; g if wd == 0."""
-    xp = get_array_module(w)
+    xp = np if type(w) is np.ndarray else get_array_module(w)
     if not wd:
         return g
     out = opt._tmp(w, slot)
@@ -37,7 +37,7 @@ def _decayed(w, g, wd, opt, slot=0):
 
 def _ema(buf, x, decay, tmp):
     """buf = decay * buf + (1 - decay) * x, in place."""
-    xp = get_array_module(buf)
+    xp = np if type(buf) is np.ndarray else get_array_module(buf)
     buf *= decay
     xp.multiply(x, 1.0 - decay, out=tmp)
     buf += tmp
@@ -70,7 +70,7 @@ class SGD(Optimizer):
         return {"momentum_buffer": 0.0} if group["momentum"] else {}
 
     def _update(self, w, g, st, group):
-        xp = get_array_module(w)
+        xp = np if type(w) is np.ndarray else get_array_module(w)
         mom = group["momentum"]
         g = _decayed(w, g, group["weight_decay"], self)
         if mom:
@@ -108,7 +108,7 @@ class _AdamBase(Optimizer):
         return bufs
 
     def _update(self, w, g, st, group):
-        xp = get_array_module(w)
+        xp = np if type(w) is np.ndarray else get_array_module(w)
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         b1, b2 = group["betas"]
         t = st["step"]
@@ -201,7 +201,7 @@ class RMSprop(Optimizer):
         return bufs
 
     def _update(self, w, g, st, group):
-        xp = get_array_module(w)
+        xp = np if type(w) is np.ndarray else get_array_module(w)
         alpha, eps, lr = group["alpha"], group["eps"], group["lr"]
         g = _decayed(w, g, group["weight_decay"], self)
         tmp, d = self._tmp(w, 1), self._tmp(w, 2)
@@ -249,7 +249,7 @@ class Adagrad(Optimizer):
         return {"sum": group["initial_accumulator_value"]}
 
     def _update(self, w, g, st, group):
-        xp = get_array_module(w)
+        xp = np if type(w) is np.ndarray else get_array_module(w)
         g = _decayed(w, g, group["weight_decay"], self)
         clr = group["lr"] / (1.0 + (st["step"] - 1) * group["lr_decay"])
         s, tmp = st["sum"], self._tmp(w, 1)

@@ -133,7 +133,7 @@ class MultiHeadAttention(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         q, k, v, p, pd = ctx.saved
         parts = _LAYOUTS[ctx.layout]
         needs = ctx.needs_input_grad
@@ -174,7 +174,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
     (PyTorch's convention). Runs the fused multi-head kernel with the leading dims as its
     batch and a single head, so both paths share one implementation.
     """
-    xp = get_array_module(q)
+    xp = np if type(q) is np.ndarray else get_array_module(q)
     mask = None
     if attn_mask is not None:
         mask = xp.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)

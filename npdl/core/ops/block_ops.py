@@ -30,7 +30,7 @@ class ResidualLayerNorm(Function):
 
     @staticmethod
     def forward(ctx, weight, bias, *xs, eps=1e-5, dropout_p=0.0, rng=None):
-        xp = get_array_module(weight)
+        xp = np if type(weight) is np.ndarray else get_array_module(weight)
         x = xs[0]
         if len(xs) == 2 and xs[1].shape != x.shape:
             raise ValueError(f"residual layer norm: residual {x.shape} and sublayer output {xs[1].shape} differ")
@@ -73,7 +73,7 @@ class ResidualLayerNorm(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         xhat, rstd, weight, keep = ctx.saved
         needs = ctx.needs_input_grad
         n, c = xhat.shape
@@ -144,7 +144,7 @@ class LinearReLU(Function):
     def forward(ctx, x, weight, bias=None, dropout_p=0.0, rng=None):
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input has {x.shape[-1]} features, weight expects {weight.shape[1]}")
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         x2 = x.reshape(-1, x.shape[-1])
         out = x2 @ weight.T  # BLAS threads this itself
         dt = out.dtype.type
@@ -167,7 +167,7 @@ class LinearReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         x2, w, out = ctx.saved
         needs = ctx.needs_input_grad
         g2 = g.reshape(out.shape)

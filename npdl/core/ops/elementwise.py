@@ -102,7 +102,7 @@ def _const_power(x: np.ndarray, p: float) -> np.ndarray:
     correctly rounded); 3, -2, -0.5, 4 and 1.5 round once more than a correctly rounded ``pow``
     (within 2 ulp), well inside float tolerance. Other exponents keep ``np.power``.
     """
-    xp = get_array_module(x)
+    xp = np if type(x) is np.ndarray else get_array_module(x)
     if x.dtype.kind != "f":
         return xp.power(x, p)
     one = x.dtype.type(1)
@@ -138,14 +138,14 @@ class PowScalar(Function):
 
     @staticmethod
     def forward(ctx, x, exponent: float):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = (x,)
         ctx.p = exponent
         return _const_power(x, exponent)
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         (x,) = ctx.saved
         p = ctx.p
         if p == 0.0:
@@ -164,14 +164,14 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         out = xp.power(x, y)
         ctx.saved = (x, y, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         x, y, out = ctx.saved
         gx = g * y * xp.power(x, y - 1) if ctx.needs_input_grad[0] else None
         gy = None
@@ -210,7 +210,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         out = xp.exp(x)
         ctx.saved = out
         return out
@@ -229,7 +229,7 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = x
         return xp.log(x)
 
@@ -247,7 +247,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         out = xp.sqrt(x)
         ctx.saved = out
         return out
@@ -266,13 +266,13 @@ class Abs(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = x
         return xp.abs(x)
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         return g * xp.sign(ctx.saved)
 
 
@@ -285,7 +285,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         out = xp.tanh(x)
         ctx.saved = out
         return out
@@ -303,7 +303,7 @@ def tanh(x):
 def sigmoid_array(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """1 / (1 + e^-x) via 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow, and NumPy's
     tanh is vectorised where the ``where``-based stable forms are not. ``out`` may be ``x``."""
-    xp = get_array_module(x)
+    xp = np if type(x) is np.ndarray else get_array_module(x)
     half = x.dtype.type(0.5)
     out = xp.multiply(x, half, out=out)
     xp.tanh(out, out=out)
@@ -336,7 +336,7 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         out = xp.maximum(x, 0)
         ctx.saved = out
         return out
@@ -356,14 +356,14 @@ class LeakyRelu(Function):
 
     @staticmethod
     def forward(ctx, x, negative_slope: float = 0.01):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = x
         ctx.slope = negative_slope
         return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         x = ctx.saved
         return g * xp.where(x > 0, x.dtype.type(1), x.dtype.type(ctx.slope))
 
@@ -387,7 +387,7 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x, approximate: str = "none"):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = x
         ctx.approximate = approximate
         t = x.dtype.type
@@ -404,7 +404,7 @@ class Gelu(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         x = ctx.saved
         t = x.dtype.type
         if ctx.approximate == "tanh":
@@ -425,14 +425,14 @@ class Clip(Function):
 
     @staticmethod
     def forward(ctx, x, lo=None, hi=None):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = x
         ctx.lo, ctx.hi = lo, hi
         return xp.clip(x, lo, hi)
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         x = ctx.saved
         keep = xp.ones(x.shape, dtype=bool)
         if ctx.lo is not None:
@@ -451,7 +451,7 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = (x, y)
         return xp.maximum(x, y)
 
@@ -473,7 +473,7 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = (x, y)
         return xp.minimum(x, y)
 
@@ -493,14 +493,14 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, cond, x, y):
-        xp = get_array_module(cond)
+        xp = np if type(cond) is np.ndarray else get_array_module(cond)
         cond = cond.astype(bool, copy=False)
         ctx.saved = cond
         return xp.where(cond, x, y)
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         cond = ctx.saved
         nx, ny = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         zero = g.dtype.type(0)
@@ -521,19 +521,19 @@ class MaskedFill(Function):
 
     @staticmethod
     def forward(ctx, x, mask, value: float = 0.0):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         ctx.saved = mask
         return xp.where(mask, x.dtype.type(value), x)
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         return xp.where(ctx.saved, g.dtype.type(0), g), None
 
 
 def masked_fill(x, mask, value: float):
     """Replace entries where ``mask`` is True with ``value`` (mask broadcasts)."""
-    xp = get_array_module(x)
+    xp = np if type(x) is np.ndarray else get_array_module(x)
     return MaskedFill.apply(x, xp.asarray(_raw(mask), dtype=bool), value=value)
 
 

@@ -21,7 +21,7 @@ def _check_reduction(reduction: str) -> None:
 def flat_targets(targets: np.ndarray, n_cls: int, ignore_index: int | None, op: str):
     """Class-index targets (...) -> (flat (N,) ids with ignored ones set to 0, valid mask (N,) or
     None without ``ignore_index``). Raises IndexError for an id outside [0, n_cls)."""
-    xp = get_array_module(targets)
+    xp = np if type(targets) is np.ndarray else get_array_module(targets)
     t = targets.reshape(-1)
     valid = None
     if ignore_index is not None:
@@ -44,7 +44,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0, reduction="mean"):
-        xp = get_array_module(logits)
+        xp = np if type(logits) is np.ndarray else get_array_module(logits)
         _check_reduction(reduction)
         if targets.dtype.kind not in "iu":
             raise TypeError(f"cross_entropy: targets must be integer class indices, got {targets.dtype}")
@@ -81,7 +81,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         p, t, valid = ctx.saved
         eps = ctx.eps
         # dL/dz_i = w_i (p_i - q_i) with q = (1 - eps) onehot + eps / C and w_i the row's weight
@@ -115,7 +115,7 @@ def cross_entropy(logits, targets, ignore_index: int | None = None, label_smooth
 
 def nll_loss(log_probs, targets, ignore_index: int | None = None, reduction: str = "mean"):
     """Negative log-likelihood of integer targets given log-probabilities (..., C)."""
-    xp = get_array_module(log_probs)
+    xp = np if type(log_probs) is np.ndarray else get_array_module(log_probs)
     _check_reduction(reduction)
     t = xp.asarray(targets.data if isinstance(targets, Tensor) else targets)
     n_cls = log_probs.shape[-1]
@@ -135,7 +135,7 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def forward(ctx, x, y, reduction="mean"):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         _check_reduction(reduction)
         if x.shape != y.shape:
             raise ValueError(f"binary_cross_entropy_with_logits: logits {x.shape} and targets {y.shape} differ in shape")
@@ -169,7 +169,7 @@ class MSELoss(Function):
 
     @staticmethod
     def forward(ctx, x, y, reduction="mean"):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         _check_reduction(reduction)
         d = x - y
         ctx.saved = d
@@ -195,7 +195,7 @@ class L1Loss(Function):
 
     @staticmethod
     def forward(ctx, x, y, reduction="mean"):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         _check_reduction(reduction)
         d = x - y
         ctx.saved = xp.sign(d)

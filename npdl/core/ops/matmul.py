@@ -9,7 +9,7 @@ from npdl.core.backend import get_array_module
 
 
 def _t(a: np.ndarray) -> np.ndarray:
-    xp = get_array_module(a)
+    xp = np if type(a) is np.ndarray else get_array_module(a)
     return xp.swapaxes(a, -1, -2)
 
 

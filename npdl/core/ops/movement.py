@@ -110,7 +110,7 @@ class BroadcastTo(Function):
 
     @staticmethod
     def forward(ctx, x, shape=()):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         return xp.broadcast_to(x, shape)
 
     @staticmethod
@@ -152,7 +152,7 @@ def _is_bool_mask(index) -> bool:
 
 def _flat_rows(index: np.ndarray, n: int) -> np.ndarray:
     """Integer indices into an axis of length n, flattened, negatives made positive."""
-    xp = get_array_module(index)
+    xp = np if type(index) is np.ndarray else get_array_module(index)
     rows = index.reshape(-1)
     if rows.size and rows.min() < 0:
         rows = xp.where(rows < 0, rows + n, rows)
@@ -170,7 +170,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         index = ctx.index
         if _is_array(index) and index.dtype.kind in "iu":
             # row gather (the common case): sort + reduceat instead of np.add.at
@@ -199,7 +199,7 @@ class Take(Function):
 
     @staticmethod
     def forward(ctx, x, indices, axis=0, sparse=False, padding_idx=None):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         if indices.dtype.kind not in "iu":
             raise TypeError(f"take/embedding: indices must be integers, got {indices.dtype}")
         n = x.shape[axis]
@@ -212,7 +212,7 @@ class Take(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         idx, axis, shape = ctx.indices, ctx.axis, ctx.shape
         rows = _flat_rows(idx, shape[axis])
         if axis == 0:
@@ -232,7 +232,7 @@ class Take(Function):
 
 def take(x, indices, axis: int = 0):
     """Gather entries along ``axis`` (``np.take``); repeated indices accumulate in backward."""
-    xp = get_array_module(x)
+    xp = np if type(x) is np.ndarray else get_array_module(x)
     if not isinstance(x, Tensor):
         x = Tensor(x)
     return Take.apply(x, xp.asarray(_raw(indices)), axis=axis)
@@ -244,7 +244,7 @@ def embedding(weight, indices, sparse: bool = False, padding_idx: int | None = N
     ``sparse=True`` makes the weight's gradient a ``RowSparseGrad`` of the touched rows;
     rows looked up for ``padding_idx`` receive no gradient.
     """
-    xp = get_array_module(weight)
+    xp = np if type(weight) is np.ndarray else get_array_module(weight)
     idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
     return Take.apply(weight, idx, axis=0, sparse=sparse, padding_idx=padding_idx)
 
@@ -261,7 +261,7 @@ class Concat(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         return tuple(xp.split(g, ctx.bounds, axis=ctx.axis))
 
 
@@ -304,7 +304,7 @@ class Split(Function):
 
     @staticmethod
     def forward(ctx, x, sections=2, axis=0):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         if isinstance(sections, int) and x.shape[axis] % sections:
             raise ValueError(f"split: axis {axis} of size {x.shape[axis]} does not divide into {sections} equal parts")
         ctx.axis = axis
@@ -326,7 +326,7 @@ class Pad(Function):
 
     @staticmethod
     def forward(ctx, x, pad_width=0, value=0.0):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
         if (widths < 0).any():
             raise ValueError(f"pad: widths must be >= 0, got {pad_width}")

@@ -21,7 +21,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         e = xp.exp(x - x.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         ctx.saved, ctx.axis = e, axis
@@ -43,7 +43,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        xp = get_array_module(x)
+        xp = np if type(x) is np.ndarray else get_array_module(x)
         shifted = x - x.max(axis=axis, keepdims=True)
         out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.saved, ctx.axis = out, axis
@@ -51,7 +51,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
+        xp = np if type(g) is np.ndarray else get_array_module(g)
         return g - xp.exp(ctx.saved) * g.sum(axis=ctx.axis, keepdims=True)
 
 
@@ -99,7 +99,7 @@ def standardize(x: np.ndarray, axes: tuple[int, ...], eps: float):
 
     Returns (xhat, rstd, mean, var); the last three keep the reduced axes as size 1.
     """
-    xp = get_array_module(x)
+    xp = np if type(x) is np.ndarray else get_array_module(x)
     mu = x.mean(axis=axes, keepdims=True)
     xhat = x - mu
     var = xp.mean(xhat * xhat, axis=axes, keepdims=True)
@@ -171,7 +171,7 @@ def causal_mask(t_q: int, t_k: int) -> np.ndarray:
 
 def one_hot(indices, num_classes: int, dtype=np.float32) -> Tensor:
     """(...) integer indices -> (..., num_classes) one-hot, outside the graph."""
-    xp = get_array_module(indices)
+    xp = np if type(indices) is np.ndarray else get_array_module(indices)
     idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot: indices must be integers, got {idx.dtype}")
