@@ -1,4 +1,4 @@
 """``python -m npdl ...`` is the same as the ``npdl`` command."""
-from npdl.cli.app import main
+from npdl.cli.main import main
 
 main()

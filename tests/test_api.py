@@ -28,7 +28,7 @@ def test_train_from_a_dict_evaluate_and_metrics(workdir):
 
 def test_train_from_a_file_with_overrides_matches_the_cli(workdir):
     from typer.testing import CliRunner
-    from npdl.cli import app
+    from npdl.cli.main import app
 
     path = write_config(workdir / "t.yaml", tiny_config())
     a = npdl.fit(path, overrides={"optimizer.lr": 0.05}, runs_dir="api")

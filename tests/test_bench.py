@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from npdl.bench import Figure, Settings, alternate, conditions
-from npdl.cli import app
+from npdl.cli.main import app
 
 runner = CliRunner()
 FACTS = ("date", "machine", "cpu", "cores", "blas", "threads", "allocator", "numpy", "torch", "gensim", "python")

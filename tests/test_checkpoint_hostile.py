@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from numpy.lib import format as npformat
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.train import checkpoint
 from tests.conftest import tiny_config, write_config
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.train import checkpoint
 from tests.conftest import ROOT, env_without_data, tiny_config, write_config
 

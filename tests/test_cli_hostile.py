@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.cli.app import classify, shorten
 from tests.conftest import ROOT, env_without_data, tiny_config, write_config
 

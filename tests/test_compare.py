@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.cli.app import console
 from npdl.cli.columns import format_column
 from tests.conftest import env_without_data, tiny_config, write_config

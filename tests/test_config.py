@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from npdl import config, experiment, registry
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.config import yamlsafe
 from npdl.data.tokenizers import WordTokenizer, tokenizer_from_dict
 from npdl.optim import optimizers as O

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from npdl import config
-from npdl.cli import app
+from npdl.cli.main import app
 
 runner = CliRunner()
 

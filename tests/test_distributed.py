@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 from typer.testing import CliRunner
 
 from npdl.cli import launch
-from npdl.cli.app import app
+from npdl.cli.main import app
 from npdl.train import distributed
 from npdl.train.sharding import rank_slice, shard_batch
 from tests.conftest import tiny_config, write_config
@@ -59,7 +59,7 @@ def test_world_of_one_hooks_change_nothing():
 
 
 def test_no_mpi4py_import_outside_an_mpi_launch():
-    code = ("import sys; from npdl.train import distributed as d; import npdl.cli; "
+    code = ("import sys; from npdl.train import distributed as d; import npdl.cli.main; "
             "assert d.init() is d.LOCAL; assert 'mpi4py' not in sys.modules, 'imported'")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

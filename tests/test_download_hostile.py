@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.data import sources
 from npdl.data.download import DownloadError, download
 from npdl.data.sources import DatasetSource, RemoteFile

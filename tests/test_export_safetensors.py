@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import npdl
 from npdl import config as cfgmod
 from npdl import experiment
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.nn import Linear, MultiHeadAttention, Sequential
 from npdl.nn.pytorch_names import from_torch, to_torch
 from npdl.config import ConfigError

@@ -23,7 +23,7 @@ from typer.testing import CliRunner  # noqa: E402
 import npdl  # noqa: E402
 import npdl.nn as L  # noqa: E402
 from npdl import experiment  # noqa: E402
-from npdl.cli import app  # noqa: E402
+from npdl.cli.main import app  # noqa: E402
 from npdl.train import weights  # noqa: E402
 from tests.conftest import tiny_config, write_config  # noqa: E402
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import npdl
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.models.mlp import MLP
 from npdl.nn.graph import record
 from npdl.nn.graph_dot import collapse, quote, to_dot

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import npdl
 from npdl import config, experiment
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.nn.attention import MultiHeadAttention
 from npdl.nn.conv import Conv2d
 from npdl.nn.layers import ReLU, Sigmoid, Tanh

@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from npdl import experiment  # noqa: F401  (registers every model and dataset)
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.config.starter import USUAL, fitting_datasets, usual_dataset
 from npdl.registry import MODELS
 from tests.conftest import env_without_data, tiny_config, write_config

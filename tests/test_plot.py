@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.cli.chart import LETTERS, Series, render
 from tests.conftest import env_without_data, tiny_config, write_config
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from typer.testing import CliRunner
 
 from npdl import run_events
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.runs import Run, resolve
 from npdl.train import checkpoint
 from tests.conftest import env_without_data, tiny_config, write_config

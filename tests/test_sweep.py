@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.cli.sweep import cores
 from npdl.runs import check_name
 from npdl.sweeps import expand, parse_grid, split_values

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from npdl import config, experiment
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.runs import Run
 from npdl.train import checkpoint
 from npdl.train.extensions import Extension, IntervalTrigger, make_trigger

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from npdl.cli import app
+from npdl.cli.main import app
 from tests.conftest import tiny_config, write_config
 
 

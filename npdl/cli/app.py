@@ -272,13 +272,3 @@ class PipeSafeStream:
 
     def __getattr__(self, name):  # isatty, fileno, encoding, ... of the wrapped stream
         return getattr(self._stream, name)
-
-
-def main() -> None:
-    """Console-script entry point (importing this module ran ``npdl/cli/__init__.py``, which registered
-    every command)."""
-    from npdl.runtime import keep_freed_memory
-
-    sys.stdout, sys.stderr = PipeSafeStream(sys.stdout), PipeSafeStream(sys.stderr)
-    keep_freed_memory()  # see npdl/runtime.py: fewer page faults per training step
-    app(prog_name="npdl")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import npdl
 import npdl.functional as F
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.core import backend
 from npdl.core.backends import counter_rng
 from npdl.core.backends.emulated import EmulatedArray, HostDeviceError

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import npdl
 from npdl import config as cfgmod
 from npdl import experiment
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.data.sources import DataError
 from npdl.families.language_model.data import PTB, LMStreamLoader, TextCorpus
 from npdl.families.language_model.rnn import RNNLM

@@ -143,7 +143,7 @@ def test_alternating_lm_learns_in_process():
 def test_alternating_config_reaches_full_sequence_accuracy(workdir):
     from typer.testing import CliRunner
 
-    from npdl.cli import app
+    from npdl.cli.main import app
     from tests.conftest import ROOT
 
     res = CliRunner().invoke(app, ["train", str(ROOT / "configs" / "transformer_alternating.yaml"),
@@ -160,7 +160,7 @@ def test_npdl_sample_drives_transformer_lm_past_max_len(workdir, mirror):
     """The decoder-only LM through the language-model task on PTB, then `npdl sample` (KV cache, sliding)."""
     from typer.testing import CliRunner
 
-    from npdl.cli import app
+    from npdl.cli.main import app
     from npdl.data import download
     from tests.conftest import write_config
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import npdl
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.families.qa.data import Babi
 from npdl.families.qa.model import LSTMQA
 from npdl.config import check_spec

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import npdl
 import npdl.functional as F
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.data.text_batching import pad_batch
 from npdl.families.seq2seq import decoding
 from npdl.families.seq2seq.model import TransformerSeq2Seq

@@ -119,7 +119,7 @@ def test_multi30k_smoke_train_eval_translate(m30k_root, tmp_path):
 
     from typer.testing import CliRunner
 
-    from npdl.cli import app
+    from npdl.cli.main import app
     from tests.conftest import ROOT
 
     runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import npdl
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.data.sources import DataError
 from npdl.data.tokenizers import CLS_ID, SEP_ID
 from npdl.families.text_classification.data import (InputTextError, MissingTokenizerError, QQPSample, encode_pair,

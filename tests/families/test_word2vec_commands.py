@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from npdl import config, experiment
-from npdl.cli import app
+from npdl.cli.main import app
 from npdl.families.word2vec.task import load_word2vec
 from npdl.train import checkpoint
 from tests.families.test_word2vec import planted_corpus, tiny_config
