@@ -22,6 +22,7 @@ from npdl.core import autograd
 from npdl.core.backend import to_host
 from npdl.core.tensor import Tensor
 from npdl.nn.module import Module, Parameter
+from npdl.nn.trace import shadowed_forwards
 
 ROOT = ""  # the model's own key; other roots (the loss) are keyed "(name)"
 
@@ -78,7 +79,7 @@ def module_calls(roots: dict[str, Module]):
     """Shadow every module's forward under ``roots`` ({key prefix: module}); yields the list of
     ``(start, end, key)`` call intervals in engine-counter numbers, filled as calls finish."""
     calls: list[tuple[int, int, str]] = []
-    patched = []
+    pairs = []
     for prefix, root in roots.items():
         for name, mod in root.named_modules():
             key = prefix if not name else (f"{prefix}.{name}" if prefix else name)
@@ -90,13 +91,9 @@ def module_calls(roots: dict[str, Module]):
                 calls.append((start, next(autograd._counter), _key))
                 return out
 
-            object.__setattr__(mod, "forward", wrapper)
-            patched.append(mod)
-    try:
+            pairs.append((mod, wrapper))
+    with shadowed_forwards(pairs):
         yield calls
-    finally:
-        for mod in patched:
-            mod.__dict__.pop("forward", None)
 
 
 def _innermost(seqs: list[int], calls: list[tuple[int, int, str]]) -> dict[int, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 
-import numpy as np
 
 from npdl.core.backend import get_array_module
 from npdl.core.tensor import Tensor
@@ -39,10 +38,27 @@ def _tensors(out) -> list[Tensor]:
 
 
 @contextmanager
+def shadowed_forwards(pairs):
+    """Make each ``(module, fn)`` of ``pairs`` the module's ``forward`` (an instance attribute
+    that shadows the class's) for the ``with`` block; the class's forward is back afterwards.
+    The one way npdl records what modules do (trace, health statistics, the step graph) without
+    hooks in every module."""
+    patched = []
+    try:
+        for mod, fn in pairs:
+            object.__setattr__(mod, "forward", fn)
+            patched.append(mod)
+        yield
+    finally:
+        for mod in patched:
+            mod.__dict__.pop("forward", None)
+
+
+@contextmanager
 def trace(model: Module, max_depth: int | None = None):
     """``with trace(model) as records: model(x)`` fills ``records`` in call-completion order."""
     records: list[Record] = []
-    patched = []
+    pairs = []
     for name, mod in model.named_modules():
         depth = 0 if not name else name.count(".") + 1
         if max_depth is not None and depth > max_depth:
@@ -57,13 +73,9 @@ def trace(model: Module, max_depth: int | None = None):
                                   all(bool(get_array_module(t.data).isfinite(t.data).all()) for t in ts if t.dtype.kind == "f")))
             return out
 
-        object.__setattr__(mod, "forward", wrapper)
-        patched.append(mod)
-    try:
+        pairs.append((mod, wrapper))
+    with shadowed_forwards(pairs):
         yield records
-    finally:
-        for mod in patched:
-            mod.__dict__.pop("forward", None)
 
 
 def first_nonfinite(records: list[Record]) -> Record | None:

@@ -34,6 +34,7 @@ from npdl.core.sparse import RowSparseGrad
 from npdl.nn.attention import MultiHeadAttention
 from npdl.nn.layers import ReLU, Sigmoid, Tanh
 from npdl.nn.module import Module
+from npdl.nn.trace import shadowed_forwards
 from npdl.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
 SATURATION = 0.99
@@ -143,7 +144,7 @@ def _attention_wrapper(acts: Activations, name: str, f, mod):
 def capture(model: Module):
     """``with capture(model) as acts: loss = task.train_step(batch)``; then ``acts.stats()``."""
     acts = Activations()
-    patched = []
+    pairs = []
     for name, mod in model.named_modules():
         name = name or "(model)"
         f = type(mod).forward
@@ -157,18 +158,13 @@ def capture(model: Module):
             wrapper = _attention_wrapper(acts, name, f, mod)
         elif isinstance(mod, (TransformerEncoderLayer, TransformerDecoderLayer)) and mod.activation == "relu":
             target = mod.linear2
-            object.__setattr__(target, "forward", _ffn_wrapper(acts, f"{name}.ffn", type(target).forward, target))
-            patched.append(target)
+            pairs.append((target, _ffn_wrapper(acts, f"{name}.ffn", type(target).forward, target)))
             continue
         else:
             continue
-        object.__setattr__(mod, "forward", wrapper)
-        patched.append(mod)
-    try:
+        pairs.append((mod, wrapper))
+    with shadowed_forwards(pairs):
         yield acts
-    finally:
-        for mod in patched:
-            mod.__dict__.pop("forward", None)
 
 
 class Probe:
