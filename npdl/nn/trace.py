@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 
-
 from npdl.core.backend import get_array_module
 from npdl.core.tensor import Tensor
 from npdl.nn.module import Module
