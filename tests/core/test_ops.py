@@ -239,6 +239,10 @@ CASES = {
                [t(2, 2, 4, 5), t(3, 2, 2, 2, seed=1), t(3, seed=2)]),
     "conv2d_dilated_nobias": (lambda x, w: Conv2d.apply(x, w, dilation=(2, 1)), [t(1, 2, 5, 3), t(2, 2, 2, 2, seed=1)]),
     "max_pool2d": (lambda x: MaxPool2d.apply(x, kernel=(2, 2), stride=(1, 2), padding=(1, 0)), [apart(1, 2, 4, 4)]),
+    # windows that tile the input (gradient by assignment) and disjoint ones that leave rows out
+    "max_pool2d_tiled": (lambda x: MaxPool2d.apply(x, kernel=(2, 2), stride=(2, 2)), [apart(2, 2, 4, 6)]),
+    "max_pool2d_disjoint": (lambda x: MaxPool2d.apply(x, kernel=(2, 2), stride=(3, 2), dilation=(1, 1)),
+                            [apart(1, 2, 5, 5)]),
     "avg_pool2d": (lambda x: AvgPool2d.apply(x, kernel=(2, 2), stride=(2, 2), padding=(1, 1)), [t(2, 2, 3, 3)]),
     "batch_norm": (lambda x, w, b: BatchNorm.apply(x, w, b), [t(3, 2, 2, 2), t(2, seed=1), t(2, seed=2)]),
     "batch_norm_noaffine": (lambda x: BatchNorm.apply(x, eps=1e-3), [t(4, 3)]),

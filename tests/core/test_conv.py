@@ -1,0 +1,47 @@
+"""Convolution and pooling beyond the gradient checks: chunked im2col, max-pool ties."""
+import numpy as np
+import pytest
+
+import npdl
+from npdl.core.ops import conv
+from npdl.core.ops.conv import Conv2d, MaxPool2d
+
+
+def _conv_step(x, w, b, **kw):
+    xt, wt, bt = (npdl.tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w, b))
+    y = Conv2d.apply(xt, wt, bt, **kw)
+    (y * npdl.tensor(np.cos(np.arange(y.data.size)).reshape(y.shape), dtype=np.float64)).sum().backward()
+    return y.data, xt.grad, wt.grad, bt.grad
+
+
+@pytest.mark.parametrize("kw", [{"padding": (2, 2)}, {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2)}])
+def test_conv_in_chunks_matches_one_chunk(monkeypatch, kw):
+    """A batch split into chunks of images (the last one partial) gives what one chunk gives."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((7, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    whole = _conv_step(x, w, b, **kw)
+    per_image = 3 * 3 * 3 * whole[0].shape[2] * whole[0].shape[3] * x.itemsize   # one image's columns
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 3 * per_image)   # chunks of 3 images: 3, 3, 1
+    assert conv._chunk(7, per_image) == 3
+    chunked = _conv_step(x, w, b, **kw)
+    for a, c in zip(whole, chunked):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_output_is_contiguous_nchw():
+    x = npdl.tensor(np.ones((2, 3, 5, 5), np.float32))
+    y = Conv2d.apply(x, npdl.tensor(np.ones((4, 3, 3, 3), np.float32)), padding=(1, 1))
+    assert y.shape == (2, 4, 5, 5) and y.data.flags.c_contiguous
+
+
+@pytest.mark.parametrize("stride", [(2, 2), (1, 1), (3, 3)])
+def test_max_pool_gives_a_tied_window_gradient_to_its_first_maximum(stride):
+    """After a ReLU whole windows tie at zero: the gradient goes to the first entry (row-major), as PyTorch."""
+    x = npdl.tensor(np.zeros((1, 1, 4, 4)), dtype=np.float64, requires_grad=True)
+    y = MaxPool2d.apply(x, kernel=(2, 2), stride=stride)
+    y.sum().backward()
+    expected = np.zeros((4, 4))
+    for r in range(y.shape[2]):
+        for c in range(y.shape[3]):
+            expected[r * stride[0], c * stride[1]] += 1
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
