@@ -292,3 +292,15 @@ def test_text8_prefix_analogy_within_two_points_of_gensim(kind, mirror, tmp_path
     if ref is not None:
         ref_acc = analogy_accuracy(ref["vectors"], ref["words"], questions)["accuracy"]
         assert abs(acc - ref_acc) <= 0.02, (acc, ref_acc)
+
+
+# ---- the benchmark -------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["skipgram", "cbow"])
+def test_word2vec_bench_trains_with_the_shipped_text8_settings(kind):
+    from npdl.families.word2vec import bench
+    from tests.conftest import ROOT
+
+    shipped = config.load(ROOT / "configs" / f"{kind}_text8_prefix.yaml").data
+    ours = bench._config(kind, 5, bench.TEXT8, threads=1)
+    for section in ("data", "model", "optimizer", "schedule"):
+        assert {k: v for k, v in ours[section].items() if k != "threads"} == shipped[section], section

@@ -22,8 +22,10 @@ engine, the sparse gradients and the optimizer:
   pool word collects per step, w = (pairs per step / G) * K / S: a summed update that large
   behaves like many sequential ones only while w stays moderate. Measured on the text8 prefix
   after 5 epochs (gensim: skip-gram 8.6%, CBOW 8.2-8.7%): skip-gram w ~340 collapses (0.5%),
-  w ~170 gives 8.6-8.7%, w ~85 8.4%; CBOW w ~115 7.2-7.3%, w ~30-60 8.1-8.6%. Defaults:
-  skip-gram S = 128, G = 4 (w ~85), CBOW S = 64, G = 2 (w ~57), with 2,000-word batches.
+  w ~170 gives 8.6-8.7%, w ~85 8.4%; CBOW w ~115 7.2-7.3%, w ~30-60 8.1-8.6%. Defaults
+  (chosen on the development half of the analogy sections for the least wall time to gensim's
+  5-epoch accuracy, one thread: ``npdl.families.word2vec.bench``): skip-gram S = 64, G = 4
+  (w ~170), CBOW S = 32, G = 4 (w ~57), with 2,000-word batches.
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ class SkipGram(_Word2Vec):
     _fused = w2v_ops.SkipGramBatchLoss
 
     def __init__(self, vocab_size: PositiveInt, dim: PositiveInt = 100, negative: PositiveInt = 5,
-                 negative_pool: NonNegativeInt = 128, groups: PositiveInt = 4, threads: PositiveInt = 2,
+                 negative_pool: NonNegativeInt = 64, groups: PositiveInt = 4, threads: PositiveInt = 2,
                  rng: np.random.Generator | None = None):
         super().__init__(vocab_size, dim, negative, negative_pool, groups, threads, rng)
 
@@ -117,9 +119,9 @@ class CBOW(_Word2Vec):
     _fused = w2v_ops.CBOWBatchLoss
 
     def __init__(self, vocab_size: PositiveInt, dim: PositiveInt = 100, negative: PositiveInt = 5,
-                 negative_pool: NonNegativeInt = 64,
+                 negative_pool: NonNegativeInt = 32,
                  loss: Literal["negative_sampling", "softmax"] = "negative_sampling",
-                 update: Literal["word2vec", "gradient"] = "word2vec", groups: PositiveInt = 2,
+                 update: Literal["word2vec", "gradient"] = "word2vec", groups: PositiveInt = 4,
                  threads: PositiveInt = 2, rng: np.random.Generator | None = None):
         super().__init__(vocab_size, dim, negative, negative_pool, groups, threads, rng)
         self.loss, self.update = loss, update
