@@ -12,6 +12,10 @@ MIRROR = ROOT.parent / "shared" / "data"
 # NPDL_TEST_DEVICE=emulated (or cuda) runs the suite with that default device: every tensor the
 # tests build (and every parameter and batch npdl builds from them) lives there
 TEST_DEVICE = os.environ.get("NPDL_TEST_DEVICE", "").strip() or "cpu"
+# the npdl command (and npdl bench, which tests run in-process) flushes subnormal floats to zero
+# for the whole process; the test process keeps IEEE arithmetic (tests/test_runtime.py checks
+# the flush in subprocesses of its own)
+os.environ.setdefault("NPDL_DENORMALS", "keep")
 
 
 def pytest_configure(config) -> None:

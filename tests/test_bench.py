@@ -11,7 +11,8 @@ from npdl.bench import Figure, Settings, alternate, conditions
 from npdl.cli.main import app
 
 runner = CliRunner()
-FACTS = ("date", "machine", "cpu", "cores", "blas", "threads", "allocator", "numpy", "torch", "gensim", "python")
+FACTS = ("date", "machine", "cpu", "cores", "blas", "threads", "allocator", "denormals", "numpy", "torch", "gensim",
+         "python")
 
 
 def invoke(*args):

@@ -90,6 +90,9 @@ def facts(settings) -> dict:
             "threads": settings.threads,
             "allocator": ("npdl.runtime.keep_freed_memory in every process (both sides)" if settings.npdl_malloc
                           else "glibc defaults in every process (both sides)"),
+            "denormals": ("kept (NPDL_DENORMALS=keep) in every process (both sides)"
+                          if os.environ.get("NPDL_DENORMALS") == "keep"
+                          else "flushed to zero (npdl.runtime.flush_denormals) in every process (both sides)"),
             "python": platform.python_version(), "numpy": _version("numpy"), "torch": _version("torch"),
             "gensim": _version("gensim"), "npdl": _version("npdl"),
             "rounds": settings.rounds if settings.rounds is not None else "each benchmark's default",

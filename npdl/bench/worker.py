@@ -13,7 +13,8 @@ resident memory (the baseline: interpreter + library + inputs), resets the peak,
   ~200 MB).
 
 With ``--npdl-runtime`` the worker first applies ``npdl.runtime.keep_freed_memory`` - to npdl's
-and the reference's processes alike (``npdl.bench.conditions``). Threads come from the
+and the reference's processes alike (``npdl.bench.conditions``); every worker flushes subnormal
+floats to zero (``npdl.runtime.flush_denormals``), as the ``npdl`` command does. Threads come from the
 environment the parent sets (``conditions.child_env``).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import subprocess
 import sys
 from functools import partial
 
-from npdl.runtime import keep_freed_memory, peak_rss_mb
+from npdl.runtime import flush_denormals, keep_freed_memory, peak_rss_mb
 
 
 def rss_mb() -> float:
@@ -115,6 +116,7 @@ def main() -> None:
     steps, warmup = int(sys.argv[3]), int(sys.argv[4])
     if "--npdl-runtime" in sys.argv[5:]:
         keep_freed_memory()
+    flush_denormals()   # every side alike, as the npdl command does (NPDL_DENORMALS=keep: neither)
     module, func = target.split(":")
     setup = getattr(importlib.import_module(module), func)
     print(json.dumps(measure(lambda: setup(**kwargs), steps, warmup)))

@@ -119,11 +119,12 @@ def _settings(threads: int | None, rounds: int | None, quick: bool):
     import os
 
     from npdl.bench import Settings, conditions
-    from npdl.runtime import keep_freed_memory
+    from npdl.runtime import flush_denormals, keep_freed_memory
 
     malloc = os.environ.get("NPDL_MALLOC") != "default"
     if malloc:
         keep_freed_memory()   # the in-process benchmarks share this process; workers apply it themselves
+    flush_denormals()         # every worker does too, both sides (npdl.bench.worker)
     if quick and rounds is not None:
         rounds = min(rounds, 2)  # --quick means at most 2 rounds, whatever --rounds says
     return Settings(threads=threads or conditions.default_threads(), rounds=rounds, quick=quick, npdl_malloc=malloc)

@@ -22,8 +22,9 @@ from npdl.families.text_classification import commands as _text_classification  
 
 def main() -> None:
     """Console-script entry point."""
-    from npdl.runtime import keep_freed_memory
+    from npdl.runtime import flush_denormals, keep_freed_memory
 
     sys.stdout, sys.stderr = PipeSafeStream(sys.stdout), PipeSafeStream(sys.stderr)
     keep_freed_memory()  # see npdl/runtime.py: fewer page faults per training step
+    flush_denormals()    # see npdl/runtime.py: no 100x-slow subnormal arithmetic (Adam's decaying moments)
     app(prog_name="npdl")

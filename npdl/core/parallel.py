@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 MIN_SLAB = 1 << 16  # elements of work per slab below which a thread hand-off costs more than it saves
 
@@ -67,3 +68,42 @@ def map_interleaved(fn: Callable[[int], object], count: int, threads: int) -> li
     later = {i: pool().submit(fn, i) for i in range(count) if i % threads}
     mine = {i: fn(i) for i in range(0, count, threads)}
     return [mine[i] if i in mine else later[i].result() for i in range(count)]
+
+
+_BLAS_CONTROL = None   # threadpoolctl's controller, built once (a few ms); False when unusable
+
+
+@contextmanager
+def blas_on_one_thread() -> Iterator[None]:
+    """NumPy's BLAS runs on one thread inside the with block (threadpoolctl, ~8 us a switch).
+
+    For work npdl itself spreads over its threads (``in_parts``): each thread then runs its own
+    GEMMs, instead of every GEMM asking for all the cores while another thread holds them.
+    """
+    global _BLAS_CONTROL
+    if _BLAS_CONTROL is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS_CONTROL = ThreadpoolController()
+        except Exception:  # noqa: BLE001 - no threadpoolctl, or a BLAS it cannot drive: leave BLAS alone
+            _BLAS_CONTROL = False
+    if _BLAS_CONTROL is False:
+        yield
+        return
+    with _BLAS_CONTROL.limit(limits=1, user_api="blas"):
+        yield
+
+
+def in_parts(fn: Callable[[int], None], parts: int) -> None:
+    """Call ``fn(0), ..., fn(parts - 1)`` on up to ``THREADS`` threads, BLAS on one thread each.
+
+    The caller fixes ``parts`` from the work alone (never from ``THREADS``), so anything summed
+    per part comes out the same on any number of threads.
+    """
+    threads = min(THREADS, parts)
+    if threads <= 1:
+        for i in range(parts):
+            fn(i)
+        return
+    with blas_on_one_thread():
+        map_interleaved(fn, parts, threads)

@@ -45,3 +45,28 @@ def test_max_pool_gives_a_tied_window_gradient_to_its_first_maximum(stride):
         for c in range(y.shape[3]):
             expected[r * stride[0], c * stride[1]] += 1
     np.testing.assert_array_equal(x.grad[0, 0], expected)
+
+
+def test_conv_gives_the_same_bits_on_one_thread_and_on_several(monkeypatch):
+    """The batch's parts (and their weight-gradient sums) do not depend on the thread count."""
+    from npdl.core import parallel
+
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((9, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 2 * 18 * 36 * 8)      # 2 images a chunk: 5 chunks, 4 parts
+    assert len(conv._part_bounds(9, 2)) == 4
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(parallel, "THREADS", threads)
+        results.append(_conv_step(x, w, b, padding=(1, 1)))
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("n, nb", [(1, 1), (7, 3), (128, 6), (5, 5), (9, 2)])
+def test_parts_cover_the_batch_in_whole_chunks(n, nb):
+    bounds = conv._part_bounds(n, nb)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) <= conv.PARTS
+    assert all(hi == lo2 for (_, hi), (lo2, _) in zip(bounds, bounds[1:]))
+    assert all(lo < hi and lo % nb == 0 for lo, hi in bounds)
