@@ -43,8 +43,8 @@ def side_text(name: str, side: dict, unit: str) -> str:
 
 
 def header_lines(facts: dict) -> list[str]:
-    keys = ("date", "machine", "cpu", "cores", "blas", "threads", "allocator", "python", "numpy", "torch", "gensim",
-            "rounds")
+    keys = ("date", "machine", "cpu", "cores", "blas", "threads", "allocator", "denormals", "python", "numpy", "torch",
+            "gensim", "rounds")
     return [f"{k}: {facts.get(k)}" for k in keys if k in facts]
 
 
@@ -53,7 +53,8 @@ def markdown(doc: dict) -> str:
     facts = doc["facts"]
     lines = ["Measured by `npdl bench` on " + ", ".join(
         f"{k} {facts.get(k)}" for k in ("date", "cpu", "cores", "blas", "threads", "numpy", "torch", "gensim")
-        if facts.get(k) is not None) + f"; allocator: {facts.get('allocator')}.", "",
+        if facts.get(k) is not None) + f"; allocator: {facts.get('allocator')}"
+        + (f"; subnormals: {facts['denormals']}" if facts.get("denormals") else "") + ".", "",
         "| benchmark | figure | npdl (or the measured side): median (min-max) | references: median (min-max) | ratio of medians |",
         "|---|---|---|---|---|"]
     for f in doc["figures"]:
