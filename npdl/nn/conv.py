@@ -8,6 +8,7 @@ import numpy as np
 from npdl.core import random as _random
 from npdl.core.backend import get_array_module
 from npdl.core.ops import conv as _conv
+from npdl.core.ops import pool as _pool
 from npdl.core.tensor import Tensor
 from npdl.nn import init
 from npdl.nn.module import Module, Parameter
@@ -80,7 +81,7 @@ class MaxPool2d(Module):
         self.padding, self.dilation = _pair(padding), _pair(dilation)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _conv.MaxPool2d.apply(x, kernel=self.kernel_size, stride=self.stride, padding=self.padding,
+        return _pool.MaxPool2d.apply(x, kernel=self.kernel_size, stride=self.stride, padding=self.padding,
                                      dilation=self.dilation)
 
     def extra_repr(self) -> str:
@@ -98,7 +99,7 @@ class AvgPool2d(Module):
         self.padding = _pair(padding)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _conv.AvgPool2d.apply(x, kernel=self.kernel_size, stride=self.stride, padding=self.padding)
+        return _pool.AvgPool2d.apply(x, kernel=self.kernel_size, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"

@@ -4,7 +4,8 @@ import pytest
 
 import npdl
 from npdl.core.ops import conv
-from npdl.core.ops.conv import Conv2d, MaxPool2d
+from npdl.core.ops.conv import Conv2d
+from npdl.core.ops.pool import MaxPool2d
 
 
 def _conv_step(x, w, b, **kw):

@@ -18,7 +18,8 @@ import pytest
 import npdl
 import npdl.functional as F
 from npdl.core.ops.block_ops import DropoutAdd, LinearReLU, ResidualLayerNorm
-from npdl.core.ops.conv import AvgPool2d, BatchNorm, Conv2d, MaxPool2d
+from npdl.core.ops.conv import BatchNorm, Conv2d
+from npdl.core.ops.pool import AvgPool2d, MaxPool2d
 from npdl.core.ops.recurrent import RNNRecurrence
 from npdl.core.ops.recurrent_gru import GRURecurrence
 from npdl.core.ops.recurrent_lstm import LSTMRecurrence
