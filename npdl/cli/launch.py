@@ -146,8 +146,8 @@ def _end(comm, code: int, message: str | None) -> None:
             stream = _STATE["stderr"] or sys.stderr
             err_console.file = stream
             err_console.print(f"error: {text}", soft_wrap=True, markup=False)
-            if _STATE.get("run"):
-                _mark_failed(_STATE["run"], text)
+            if _STATE.get("run"):   # a run that already completed or was interrupted keeps that status
+                _mark_failed(_STATE["run"], text, only_if_running=True)
             stream.flush()
             comm.mpi.Abort(code or 1)
         time.sleep(0.01)
