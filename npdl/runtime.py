@@ -42,6 +42,11 @@ class _Fenv(ctypes.Structure):
     _fields_ = [("x87", ctypes.c_uint32 * 7), ("mxcsr", ctypes.c_uint32)]
 
 
+def denormals_kept() -> bool:
+    """Whether ``NPDL_DENORMALS=keep`` asks for IEEE subnormals (no ``flush_denormals``)."""
+    return os.environ.get("NPDL_DENORMALS") == "keep"
+
+
 def flush_denormals() -> bool:
     """x86-64 Linux: subnormal floats count as zero (MXCSR's DAZ and FTZ), as TensorFlow's threads do.
 
@@ -56,7 +61,7 @@ def flush_denormals() -> bool:
     floating-point environment). Returns False (and changes nothing) elsewhere, with
     ``NPDL_DENORMALS=keep``, or when the environment does not look like glibc's.
     """
-    if (os.environ.get("NPDL_DENORMALS") == "keep" or not sys.platform.startswith("linux")
+    if (denormals_kept() or not sys.platform.startswith("linux")
             or platform.machine() not in ("x86_64", "AMD64")):
         return False
     try:

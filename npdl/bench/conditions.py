@@ -82,6 +82,7 @@ def _version(dist: str) -> str | None:
 def facts(settings) -> dict:
     """Machine, CPU, BLAS, threads, allocator, library versions and date: printed and saved with the figures."""
     from npdl.runs import blas_info
+    from npdl.runtime import denormals_kept
 
     blas = blas_info()
     return {"date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.node(),
@@ -91,7 +92,7 @@ def facts(settings) -> dict:
             "allocator": ("npdl.runtime.keep_freed_memory in every process (both sides)" if settings.npdl_malloc
                           else "glibc defaults in every process (both sides)"),
             "denormals": ("kept (NPDL_DENORMALS=keep) in every process (both sides)"
-                          if os.environ.get("NPDL_DENORMALS") == "keep"
+                          if denormals_kept()
                           else "flushed to zero (npdl.runtime.flush_denormals) in every process (both sides)"),
             "python": platform.python_version(), "numpy": _version("numpy"), "torch": _version("torch"),
             "gensim": _version("gensim"), "npdl": _version("npdl"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+import contextlib
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -101,9 +102,5 @@ def in_parts(fn: Callable[[int], None], parts: int) -> None:
     per part comes out the same on any number of threads.
     """
     threads = min(THREADS, parts)
-    if threads <= 1:
-        for i in range(parts):
-            fn(i)
-        return
-    with blas_on_one_thread():
+    with blas_on_one_thread() if threads > 1 else contextlib.nullcontext():
         map_interleaved(fn, parts, threads)

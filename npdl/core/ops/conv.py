@@ -174,6 +174,7 @@ class Conv2d(Function):
             lo, hi = bounds[k]
             cols = xpm.empty((c, kh, kw, nb, oh, ow), dtype=g.dtype)
             g_t = xpm.empty((o, nb, oh * ow), dtype=g.dtype)     # a chunk's gradient, channel-major
+            dcols = xpm.empty(w2.shape[1] * nb * oh * ow, dtype=g.dtype) if gxp is not None else None
             for start in range(lo, hi, nb):
                 m = min(nb, hi - start)
                 gm = g_t[:, :m]
@@ -182,7 +183,8 @@ class Conv2d(Function):
                 if gws is not None:
                     gws[k] += gm @ _im2col(xp[start:start + m], kh, kw, stride, dilation, oh, ow, cols[:, :, :, :m]).T
                 if gxp is not None:
-                    _col2im_add(w2.T @ gm, gxp[start:start + m], kh, kw, stride, dilation, oh, ow)
+                    d = xpm.matmul(w2.T, gm, out=dcols[:w2.shape[1] * m * oh * ow].reshape(-1, m * oh * ow))
+                    _col2im_add(d, gxp[start:start + m], kh, kw, stride, dilation, oh, ow)
 
         _run_parts(xpm, part, len(bounds))
         gw = None
