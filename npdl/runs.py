@@ -57,7 +57,7 @@ def check_name(name, runs_dir: str | Path = "runs") -> str:
         RunError: naming the rule the name breaks.
     """
     rule = ("a run name becomes one folder under --runs-dir: not empty, not '.' or '..', not starting "
-            f"with '.', no '/' or '\\', no control characters, at most {MAX_NAME} characters")
+            f"with '.' or '-', no '/' or '\\', no control characters, at most {MAX_NAME} characters")
     if not isinstance(name, str):
         raise RunError(f"run name {name!r}: expected text ({rule})")
     shown = repr(name if len(name) <= 60 else name[:60] + "...")
@@ -70,6 +70,8 @@ def check_name(name, runs_dir: str | Path = "runs") -> str:
         why = "names a folder that is not a new run"
     elif name.startswith("."):
         why = "starts with '.' (a hidden folder)"
+    elif name.startswith("-"):
+        why = "starts with '-' (every npdl command given the run would read it as an option)"
     elif any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
         why = "contains a control character"
     elif name != name.strip():

@@ -74,3 +74,28 @@ def test_procs_without_the_mpi_extra_exits_2_with_the_install_line(tmp_path, mon
     assert res.exit_code == 2
     assert "pip install mpi4py mpich" in res.output and "[mpi]" in res.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_procs_forwards_every_option_to_the_ranks(tmp_path, monkeypatch):
+    """What the ranks are started with: a resumed run keeps --device and --data-root on every rank."""
+    cfg = write_config(tmp_path / "tiny.yaml", tiny_config())
+    started = []
+
+    def spawn(procs, args):
+        started.append((procs, args))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(launch, "spawn", spawn)
+    monkeypatch.setattr(distributed, "launched_by_mpi", lambda: False)
+    runs, data = str(tmp_path / "runs"), str(tmp_path / "data")
+    options = ["--procs", "2", "--device", "emulated", "--data-root", data, "--runs-dir", runs]
+    for args in (["resume", "some-run", *options], ["train", "--resume", "some-run", *options]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        procs, forwarded = started.pop()
+        assert procs == 2 and forwarded[:2] == ["resume", "some-run"]
+        assert forwarded[forwarded.index("--device") + 1] == "emulated"
+        assert forwarded[forwarded.index("--data-root") + 1] == data
+    res = CliRunner().invoke(app, ["train", str(cfg), "--procs", "2", "--device", "emulated", "--runs-dir", runs])
+    assert res.exit_code == 0, res.output
+    assert "device=emulated" in started.pop()[1]      # train folds --device into --set device=...

@@ -46,6 +46,13 @@ def test_identical_runs_both_appear(runs):
     assert BRAILLE.search(chart)                                             # points joined by lines
 
 
+def test_control_characters_in_a_title_reach_the_terminal_as_escapes(runs):
+    res = invoke("plot", runs[0], "--metric", "val.accuracy", "--title", "\x1b[2J\x1b[31mloss\x07")
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    assert res.output.splitlines()[0] == "\\x1b[2J\\x1b[31mloss\\x07"
+
+
 def test_several_metrics_one_figure_labelled_by_what_differs(runs):
     res = invoke("plot", *runs, "--metric", "val.loss", "--metric", "train.loss", "--title", "tiny runs")
     assert res.exit_code == 0, res.output

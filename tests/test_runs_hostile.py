@@ -69,7 +69,8 @@ def rewind_to_step_10(run: Path) -> None:
 # ---- names and paths -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["../x", "/abs", "a/b", "", ".", "..", "a\x00b", "x" * 201, "é" * 120, "a\nb"])
+@pytest.mark.parametrize("name", ["../x", "/abs", "a/b", "", ".", "..", "a\x00b", "x" * 201, "é" * 120, "a\nb", "-x",
+                                  "--help"])
 def test_run_names_cannot_leave_runs_dir(workdir, name):
     cfg = write_config(workdir / "t.yaml", tiny_config())
     before = sorted(p.name for p in workdir.iterdir())

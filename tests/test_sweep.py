@@ -159,3 +159,17 @@ def test_a_damaged_sweep_folder_is_named_not_a_traceback(workdir):
         assert res.exit_code == 2 and "Traceback" not in res.output and "sweep" in res.output, res.output
         res = invoke("sweep", "--resume", sweep)
         assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+
+
+def test_exit_status_says_whether_the_runs_failed_on_a_user_error(workdir, monkeypatch):
+    """Every member exiting 2 (an error in what it was given) makes the sweep exit 2; any other failure, 1."""
+    import npdl.cli.sweep as sweep_cli
+
+    config = ROOT / "configs" / "quickstart.yaml"
+    for status, expected in ((2, 2), (1, 1)):
+        monkeypatch.setattr(sweep_cli, "_command", lambda *a, status=status: [sys.executable, "-c",
+                                                                               f"import sys; sys.exit({status})"])
+        res = runner.invoke(app, ["sweep", str(config), "--seeds", "0,1", "--name", f"s{status}",
+                                  "--runs-dir", str(workdir / "runs")])
+        assert res.exit_code == expected, res.output
+        assert "2 of 2 runs" in res.output and "Traceback" not in res.output

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import unicodedata
 
 from rich.text import Text
 
@@ -55,12 +56,19 @@ def _marked(n: int, most: int) -> list[int]:
     return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (ESC as ``\\x1b``): a title given on
+    the command line or a metric name read from a run's files cannot move the cursor or recolour
+    the terminal."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
+
+
 def render(series: list[Series], title: str, width: int = 64, height: int = 16, braille: bool = True) -> Text:
     """The chart of ``series`` as rich Text: ``title``, the plot with a value axis on the left and
     a step axis below, the end letters on the right, and the legend (letter, label)."""
-    series = [Series(s.label, [p for p in s.points if math.isfinite(p[1])]) for s in series]
+    series = [Series(printable(s.label), [p for p in s.points if math.isfinite(p[1])]) for s in series]
     pts = [p for s in series for p in s.points]
-    out = Text(title + "\n", style="bold")
+    out = Text(printable(title) + "\n", style="bold")
     if not pts:
         return out.append("no finite values to plot\n")
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)

@@ -104,7 +104,7 @@ def _outcome(sweep, member) -> str:
 
 def _run_all(sweep, todo: list, jobs: int, data_root, total: int) -> tuple[list, bool]:
     """Start the members of ``todo`` (member, state, run), ``jobs`` at a time. Returns the members
-    that failed and whether the sweep was interrupted."""
+    that failed, each with its exit status, and whether the sweep was interrupted."""
     threads = max(1, cores() // jobs)
     env = _env(threads)
     active: dict = {}   # Popen -> (member, log file)
@@ -134,7 +134,7 @@ def _run_all(sweep, todo: list, jobs: int, data_root, total: int) -> tuple[list,
                 outcome = _outcome(sweep, member)
                 console.print(f"[{done}/{total}] {member.name}: {outcome}", soft_wrap=True)
                 if proc.returncode != 0 and not outcome.startswith(("completed", "stopped_nan")):
-                    failed.append(member)
+                    failed.append((member, proc.returncode))
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         interrupted = True
@@ -229,8 +229,12 @@ def sweep(config: Path = typer.Argument(None, help="YAML experiment config."),
         show_groups([sw], False, _headline(sw), None, "table")
     console.print(f"sweep folder: {sw.path}", soft_wrap=True)
     if failed:
-        logs = ", ".join(str(sw.log_path(m.name)) for m in failed[:5])
-        raise fail(f"{len(failed)} of {len(members)} runs failed: {', '.join(m.name for m in failed[:10])} "
+        logs = ", ".join(str(sw.log_path(m.name)) for m, _ in failed[:5])
+        names = ", ".join(m.name for m, _ in failed[:10])
+        if all(code == 2 for _, code in failed):   # each run stopped on a user error (a missing dataset, ...)
+            raise fail(f"{len(failed)} of {len(members)} runs stopped on an error in what they were given: {names} "
+                       f"(their output: {logs}); fix it and rerun the same command to retry them")
+        raise fail(f"{len(failed)} of {len(members)} runs failed: {names} "
                    f"(their output: {logs}); rerun the same command to retry them", code=1)
 
 

@@ -128,7 +128,7 @@ def train(config: Path = typer.Argument(None, help="YAML experiment config."),
         if config is not None or set_ or name:
             raise fail("--resume continues a run exactly as it was configured: give no CONFIG, --set or --name")
         with on_device(device):
-            return _resume(resume, runs_dir, data_root, procs)
+            return _resume(resume, runs_dir, data_root, procs, device)
     if config is None:
         raise fail("give a CONFIG file to train (or --resume RUN)")
     if device:   # the same as --set device=...: the run's config records where it trained
@@ -186,10 +186,11 @@ def _open_run(spec: str, runs_dir: Path):
     return run, cfg
 
 
-def _resume(spec: str, runs_dir: Path, data_root: Path | None, procs: int = 1) -> None:
-    if _relaunch(procs):
+def _resume(spec: str, runs_dir: Path, data_root: Path | None, procs: int = 1, device: str | None = None) -> None:
+    if _relaunch(procs):   # every rank gets the options this process got, --device included
         launch.spawn(procs, ["resume", str(spec), "--runs-dir", str(runs_dir)]
-                     + (["--data-root", str(data_root)] if data_root else []))
+                     + (["--data-root", str(data_root)] if data_root else [])
+                     + (["--device", device] if device else []))
     comm = launch.rank_world()
     with launch.guard(comm):
         _resume_rank(spec, runs_dir, data_root, comm)
@@ -234,7 +235,7 @@ def resume(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     """Continue an interrupted run from its last checkpoint, with nothing but its folder (on any
     number of processes or device: checkpoints do not depend on them)."""
     with on_device(device):
-        _resume(run, runs_dir, data_root, procs)
+        _resume(run, runs_dir, data_root, procs, device)
 
 
 @command(short_help="Validate configs, show model summaries.")

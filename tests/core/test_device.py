@@ -203,3 +203,23 @@ def test_checkpoint_round_trip_puts_arrays_on_each_parameter_device():
     back = npdl.nn.Linear(3, 2).to("emulated")
     back.load_state_dict(dst.state_dict())
     assert back.weight.device == "emulated"
+
+
+def test_the_cpu_backends_strided_views_match_numpys_and_stay_in_bounds():
+    from numpy.lib import stride_tricks
+
+    from npdl.core.backends import numpy_backend
+
+    a = np.arange(60, dtype=np.float32).reshape(12, 5)
+    item = a.itemsize
+    cases = (((8, 5, 5), (5 * item, 5 * item, item)), ((10, 3), (3 * item, 2 * item)), ((0, 5), (item, item)))
+    for shape, strides in cases:
+        ours = numpy_backend.as_strided(a, shape=shape, strides=strides, writeable=False)
+        np.testing.assert_array_equal(ours, stride_tricks.as_strided(a, shape=shape, strides=strides))
+        assert not ours.flags.writeable
+    # a view reaching past the array is refused, not read from stray memory
+    with pytest.raises((TypeError, ValueError)):
+        numpy_backend.as_strided(a, shape=(12, 6), strides=(5 * item, item))
+    # a non-contiguous input goes through NumPy's own as_strided
+    t = a.T
+    np.testing.assert_array_equal(numpy_backend.as_strided(t, shape=(2, 2), strides=t.strides), t[:2, :2])

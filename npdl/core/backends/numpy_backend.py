@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import numpy
-from numpy.lib.stride_tricks import as_strided, sliding_window_view  # noqa: F401  (the backend's names)
+from numpy.lib import stride_tricks
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: F401  (the backend's name)
 
 xp = numpy
 
@@ -17,6 +18,21 @@ def to_host(a):
 
 def from_host(a, index: int = 0):
     return a
+
+
+def as_strided(x, shape=None, strides=None, writeable=True):
+    """A view of ``x``'s memory with ``shape`` and ``strides`` (bytes), as NumPy's ``as_strided``.
+
+    For a C-contiguous ``x`` it is built by the ``ndarray`` constructor, which checks that the
+    view stays inside ``x``'s buffer: 0.4 us against NumPy's 3.6 us (its wrapper builds a
+    subclass-preserving dummy array first). word2vec takes several such views per batch part.
+    """
+    if shape is None or strides is None or not x.flags.c_contiguous:
+        return stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=writeable)
+    view = numpy.ndarray(shape, x.dtype, x, 0, strides)
+    if not writeable:
+        view.flags.writeable = False
+    return view
 
 
 def coalesce_rows(rows, values):

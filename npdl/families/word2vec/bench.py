@@ -44,22 +44,27 @@ TEXT8 = {"type": "text8_prefix", "min_count": SETTINGS["min_count"], "sample": S
 # gensim's 5-epoch development-half accuracy (README, "Benchmarks").
 NPDL = {"skipgram": {"negative_pool": 64, "groups": 4}, "cbow": {"negative_pool": 32, "groups": 4}}
 BATCHES = {"batch_size": 2000, "streams": 64}
+PARTS_NOTE = "npdl's batch parts on 1 thread (its default), BLAS on the threads"
 HALVES = ("dev", "report", "all")
 
 
-def _config(kind: str, epochs: int, data: dict, threads: int) -> dict:
+def _config(kind: str, epochs: int, data: dict) -> dict:
     s = SETTINGS
     return {"name": f"bench_{kind}", "seed": 0, "data": {**BATCHES, **data},
-            "model": {"type": kind, "dim": s["dim"], "negative": s["negative"], **NPDL[kind], "threads": threads},
+            "model": {"type": kind, "dim": s["dim"], "negative": s["negative"], **NPDL[kind]},
             "optimizer": {"type": "sgd", "lr": ALPHA[kind]}, "schedule": {"type": "linear"},
             "train": {"epochs": epochs, "log_every": 10**9}}
 
 
-def _npdl(kind: str, epochs: int, root=None, threads: int = 2, data: dict | None = None) -> dict:
-    """Train npdl for ``epochs`` (a schedule planned for that many); seconds, words fed, vectors."""
+def _npdl(kind: str, epochs: int, root=None, data: dict | None = None) -> dict:
+    """Train npdl for ``epochs`` (a schedule planned for that many); seconds, words fed, vectors.
+
+    The model keeps its default ``threads: 1`` (its batch parts on one thread: faster than two,
+    ``npdl.families.word2vec.model``); BLAS inside it has the bench's threads.
+    """
     from npdl import config, experiment
 
-    exp = experiment.build(config.from_dict(_config(kind, epochs, data or TEXT8, threads), f"<bench {kind}>"), root)
+    exp = experiment.build(config.from_dict(_config(kind, epochs, data or TEXT8), f"<bench {kind}>"), root)
     t0 = time.perf_counter()
     exp.trainer().fit()
     seconds = time.perf_counter() - t0
@@ -148,11 +153,11 @@ def throughput(settings: Settings, words: list[str] | None, questions, root=None
     """Words/s of npdl and gensim over alternating rounds of ``epochs`` epochs, and their accuracies."""
     figures = []
     for kind in ("skipgram", "cbow"):
-        sides = {"npdl": lambda k=kind: _npdl(k, epochs, root, settings.threads, data),
+        sides = {"npdl": lambda k=kind: _npdl(k, epochs, root, data),
                  "gensim": lambda k=kind: _gensim(k, epochs, words, settings.threads, sentences, data)}
         runs = alternate(sides, settings.rounds_or(3))
         runs = {k: [r for r in v if r is not None] for k, v in runs.items()}
-        note = f"{epochs} epoch(s) per round; npdl threads = gensim workers = {settings.threads}"
+        note = f"{epochs} epoch(s) per round; threads = gensim workers = {settings.threads}; {PARTS_NOTE}"
         if not runs["gensim"]:
             note += "; gensim not installed: no reference"
         for what, key in (("raw words/s (corpus words fed)", "raw"),
@@ -177,9 +182,10 @@ def throughput(settings: Settings, words: list[str] | None, questions, root=None
 # each side trains runs of E = 1, 2, ... epochs - each a fresh run whose learning rate decays over
 # its own E epochs, as a user would plan it - until one reaches the target (npdl: up to
 # ``max_epochs``); its training time is that side's time-to-quality. gensim's own search ends at
-# the target run at the latest. Both sides use the same threads (npdl's ``threads`` = gensim's
-# ``workers``) and the same corpus and settings. Every run's accuracy on the development half,
-# the report half and the whole set is reported. One sample per side: this is minutes of work,
+# the target run at the latest. Both sides get the same threads (BLAS and npdl's pool; gensim's
+# ``workers``; npdl's model computes its batch parts on one of them, its default) and the same
+# corpus and settings. Every run's accuracy on the development half, the report half and the
+# whole set is reported. One sample per side: this is minutes of work,
 # meant for a quiet machine (``npdl.families.word2vec.bench --to-quality``).
 def _search(train, target: float, questions, max_epochs: int, known: dict | None = None) -> dict:
     """Epochs, seconds and accuracies of the first run (E = 1, 2, ...) reaching ``target`` (report half)."""
@@ -205,11 +211,11 @@ def time_to_quality(settings: Settings, questions, root=None, words: list[str] |
             figures.append(Figure("word2vec", f"{kind} time to quality", "", {}, "skipped: gensim not installed"))
             continue
         target = accuracies(ref, questions)["report"]
-        found = {"npdl": _search(lambda e: _npdl(kind, e, root, n, data), target, questions, max_epochs),
+        found = {"npdl": _search(lambda e: _npdl(kind, e, root, data), target, questions, max_epochs),
                  "gensim": _search(lambda e: _gensim(kind, e, words, n, sentences, data), target, questions,
                                    target_epochs, {target_epochs: ref})}
         note = (f"target {target:.2f}% = gensim's {target_epochs}-epoch accuracy on the report half; "
-                f"threads = workers = {n}; report-half accuracy per epochs tried: "
+                f"threads = workers = {n}; {PARTS_NOTE}; report-half accuracy per epochs tried: "
                 + "; ".join(f"{k} {', '.join(v['tried'])}" for k, v in found.items()))
         figures.append(Figure("word2vec", f"{kind} wall time to gensim's {target_epochs}-epoch analogy accuracy",
                               "s", {k: [v["seconds"]] if v["seconds"] is not None else [] for k, v in found.items()},

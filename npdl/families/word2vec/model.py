@@ -18,14 +18,22 @@ engine, the sparse gradients and the optimizer:
   (same expected gradient as K independent negatives; see ``npdl.families.word2vec.ops``). It
   bypasses the per-op graph for speed, not the engine: the loss is one ``Function``.
   ``groups`` G cuts the batch into G parts, each scored against its own pool of S words, and
-  ``threads`` computes the parts on threads. What matters for quality is the negative weight a
-  pool word collects per step, w = (pairs per step / G) * K / S: a summed update that large
-  behaves like many sequential ones only while w stays moderate. Measured on the text8 prefix
+  ``threads`` computes the parts on that many threads (default 1: see below). What matters for
+  quality is the negative weight a pool word collects per step, w = (pairs per step / G) * K / S:
+  a summed update that large behaves like many sequential ones only while w stays moderate. Measured on the text8 prefix
   after 5 epochs (gensim: skip-gram 8.6%, CBOW 8.2-8.7%): skip-gram w ~340 collapses (0.5%),
   w ~170 gives 8.6-8.7%, w ~85 8.4%; CBOW w ~115 7.2-7.3%, w ~30-60 8.1-8.6%. Defaults
   (chosen on the development half of the analogy sections for the least wall time to gensim's
   5-epoch accuracy, one thread: ``npdl.families.word2vec.bench``): skip-gram S = 64, G = 4
   (w ~170), CBOW S = 32, G = 4 (w ~57), with 2,000-word batches.
+
+  Why one thread by default: a part is ~40 NumPy calls on arrays of a few hundred rows, most of
+  them 2-80 us, and every call releases and retakes the GIL. With two threads each retake waits
+  for the other thread (softplus of a 500 x 64 array: 35 us alone, 51 us a call with two threads
+  taking turns), so on the 2-core development machine two threads are slower than one: an epoch
+  of ``configs/{skipgram,cbow}_text8_prefix.yaml`` (``--set train.epochs=1 --set
+  model.threads=2``) trains in 4.6 s against 3.7 s (skip-gram) and 5.0 s against 3.3 s (CBOW).
+  The parts' GEMMs still use BLAS's threads.
 """
 from __future__ import annotations
 
@@ -93,7 +101,7 @@ class SkipGram(_Word2Vec):
     _fused = w2v_ops.SkipGramBatchLoss
 
     def __init__(self, vocab_size: PositiveInt, dim: PositiveInt = 100, negative: PositiveInt = 5,
-                 negative_pool: NonNegativeInt = 64, groups: PositiveInt = 4, threads: PositiveInt = 2,
+                 negative_pool: NonNegativeInt = 64, groups: PositiveInt = 4, threads: PositiveInt = 1,
                  rng: np.random.Generator | None = None):
         super().__init__(vocab_size, dim, negative, negative_pool, groups, threads, rng)
 
@@ -122,7 +130,7 @@ class CBOW(_Word2Vec):
                  negative_pool: NonNegativeInt = 32,
                  loss: Literal["negative_sampling", "softmax"] = "negative_sampling",
                  update: Literal["word2vec", "gradient"] = "word2vec", groups: PositiveInt = 4,
-                 threads: PositiveInt = 2, rng: np.random.Generator | None = None):
+                 threads: PositiveInt = 1, rng: np.random.Generator | None = None):
         super().__init__(vocab_size, dim, negative, negative_pool, groups, threads, rng)
         self.loss, self.update = loss, update
 

@@ -177,9 +177,17 @@ def _padded(rows: np.ndarray, w: int) -> np.ndarray:
     return pad
 
 
+def padded_windows(pad: np.ndarray, w: int) -> np.ndarray:
+    """(N, 2W+1, D) view of a padded (N + 2W, D) array: out[t, k] = pad[t + k] (no copy)."""
+    n, d = len(pad) - 2 * w, pad.shape[1]
+    step = d * pad.itemsize
+    return extras(get_array_module(pad)).as_strided(pad, shape=(n, 2 * w + 1, d), strides=(step, step, pad.itemsize),
+                                                    writeable=False)
+
+
 def windows(a: np.ndarray, w: int) -> np.ndarray:
     """(N, 2W+1, D) view of a (N, D): windows(a)[t, k] = a[t + k - W], zero outside 0..N-1."""
-    return extras(get_array_module(a)).sliding_window_view(_padded(a, w), (2 * w + 1, a.shape[1]))[:, 0]
+    return padded_windows(_padded(a, w), w)
 
 
 def transpose_band(a: np.ndarray, w: int) -> np.ndarray:
@@ -241,14 +249,16 @@ class _BatchLoss(Function):
         p = w_out[_on(xp, pool)].reshape(groups, size, w_in.shape[1])
         cuts = split_points(segment, groups)
         words_d = _on(xp, words)                   # the ids index device tables; the bookkeeping stays on the host
+        # one mask for the batch: windows stop at segment ends, and the cuts are segment ends,
+        # so a part's rows of it are the part's own mask
+        mask = _on(xp, band_mask(window, segment, max_window, dt))
 
         def part(g: int):
             lo, hi = cuts[g], cuts[g + 1]
             if hi == lo:  # nothing here survived subsampling: no pairs, no loss
                 empty = xp.zeros((0, w_in.shape[1]), dt)
                 return dt.type(0), (empty, empty, xp.zeros_like(p[g]))
-            m = _on(xp, band_mask(window[lo:hi], segment[lo:hi], max_window, dt))
-            return cls._terms(w_in, w_out, words_d[lo:hi], p[g], m, ratio, max_window, want, **opts)
+            return cls._terms(w_in, w_out, words_d[lo:hi], p[g], mask[lo:hi], ratio, max_window, want, **opts)
 
         parts = map_interleaved(part, groups, threads)
         loss = sum(lo for lo, _ in parts)
@@ -300,7 +310,7 @@ class SkipGramBatchLoss(_BatchLoss):
         xpad = _padded(w_in[words], w)
         x = xpad[w:len(xpad) - w]                                           # (N, D)
         y = w_out[words]
-        xw = extras(xp).sliding_window_view(xpad, (2 * w + 1, x.shape[1]))[:, 0]     # (N, 2W+1, D)
+        xw = padded_windows(xpad, w)                                       # (N, 2W+1, D)
         sp = xp.matmul(xw, y[:, :, None])[:, :, 0]                         # sp[t, W+o] = x[t+o].y[t]
         weight = ratio * transpose_band(m, w).sum(1)                        # K/S x (pairs with input u)
         loss, gn = negatives_terms(x @ p.T, weight, want)                   # (N, S) scores vs the pool
@@ -336,7 +346,7 @@ class CBOWBatchLoss(_BatchLoss):
         has = (count > 0).astype(m.dtype)
         mean = m / xp.maximum(count, 1)[:, None]
         xpad = _padded(w_in[words], w)
-        h = xp.matmul(mean[:, None, :], extras(xp).sliding_window_view(xpad, (2 * w + 1, xpad.shape[1]))[:, 0])[:, 0]
+        h = xp.matmul(mean[:, None, :], padded_windows(xpad, w))[:, 0]
         y = w_out[words]
         sp = xp.einsum("nd,nd->n", h, y)
         loss, gn = negatives_terms(h @ p.T, ratio * has, want)
