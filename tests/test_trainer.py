@@ -1,6 +1,8 @@
 """Trainer policies tested in process, without the CLI."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,71 @@ def test_logged_lr_is_the_one_the_step_used(tmp_path):
     for lr in logged:              # d/dw sum(w^2) = 2w, so each update scales w by (1 - 2 lr)
         w = w * (1 - 2 * lr)
     np.testing.assert_allclose(model.w.data, w, rtol=1e-6)
+
+
+class BlasThreadsSeen(Task):
+    """loss = sum(w); records how many threads NumPy's BLAS had during each training step."""
+
+    seen: list
+
+    def train_step(self, batch):
+        from threadpoolctl import threadpool_info
+
+        self.seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+        return self.model.w.sum(), 4
+
+
+def _blas_threads() -> int:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    found = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    if not found:
+        pytest.skip("threadpoolctl cannot see NumPy's BLAS here")
+    return max(found)
+
+
+@pytest.mark.parametrize("with_conv", [True, False])
+def test_a_step_of_a_model_with_convolutions_runs_blas_on_one_thread(tmp_path, monkeypatch, with_conv):
+    """The convolutions spread their parts over npdl's threads: the whole step keeps BLAS on one
+    (npdl.core.parallel.step_scope); any other model's step leaves BLAS as it is."""
+    from npdl.core import parallel
+
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    outside = _blas_threads()
+    model = Holder()
+    if with_conv:
+        model.conv = nn.Conv2d(1, 1, in_channels=1)
+    assert model.uses_npdl_threads() is with_conv
+    opt = SGD(model.named_parameters(), lr=0.1)
+    task = BlasThreadsSeen(model, OneBatch(), None)
+    task.seen = []
+    Trainer(model, task, OneBatch(), opt, LRScheduler(opt, Constant()), TrainSettings(epochs=3),
+            run=Run.create(tmp_path, "t")).fit()
+    assert task.seen == [1 if with_conv else outside] * 3
+    assert _blas_threads() == outside                       # restored after each step
+
+
+def test_one_blas_thread_gives_a_cnn_step_the_same_bits():
+    """step_scope changes where BLAS runs, not what it computes (OpenBLAS splits a GEMM's output)."""
+    import npdl
+    import npdl.functional as F
+    from npdl.core.parallel import blas_on_one_thread
+    from npdl.models.cnn import CNN
+    from npdl.optim import Adam
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 1, 12, 12), dtype=np.float32), rng.integers(0, 10, 64)
+    weights = []
+    for scope in (contextlib.nullcontext, blas_on_one_thread):
+        npdl.manual_seed(0)
+        model = CNN(10, 1, [8, 16], 3, hidden=[256])
+        with npdl.no_grad():
+            model(npdl.Tensor(x))
+        opt = Adam(model.named_parameters(), lr=1e-3)
+        for _ in range(3):
+            with scope():
+                opt.zero_grad()
+                F.cross_entropy(model(npdl.Tensor(x)), y).backward()
+                opt.step()
+        weights.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

@@ -35,6 +35,7 @@ def npdl_setup(batch: int, channels: list[int], hidden: int, side: int):
     """npdl's ``cnn`` model (the config's), cross-entropy, clip, Adam: one training step."""
     import npdl
     import npdl.functional as F
+    from npdl.core.parallel import step_scope
     from npdl.models.cnn import CNN
     from npdl.optim import Adam
     from npdl.optim.clip import clip_grad_norm_
@@ -48,14 +49,16 @@ def npdl_setup(batch: int, channels: list[int], hidden: int, side: int):
     opt = Adam(model.named_parameters(), lr=LR)
     params = list(model.parameters())
     calls = itertools.count()
+    own_threads = model.uses_npdl_threads()
 
-    def step():
+    def step():   # as npdl's Updater runs it: in the model's step scope
         x, y = data[next(calls) % len(data)]
-        loss = F.cross_entropy(model(npdl.Tensor(x)), y)
-        opt.zero_grad()
-        loss.backward()
-        clip_grad_norm_(params, CLIP)
-        opt.step()
+        with step_scope(own_threads):
+            loss = F.cross_entropy(model(npdl.Tensor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            clip_grad_norm_(params, CLIP)
+            opt.step()
 
     return step
 

@@ -104,3 +104,17 @@ def in_parts(fn: Callable[[int], None], parts: int) -> None:
     threads = min(THREADS, parts)
     with blas_on_one_thread() if threads > 1 else contextlib.nullcontext():
         map_interleaved(fn, parts, threads)
+
+
+def step_scope(uses_own_threads: bool):
+    """The context of one training step: BLAS on one thread when the model's heavy ops spread
+    their own work over npdl's threads (``in_parts``), else nothing.
+
+    Why the whole step and not only those ops: after a GEMM on several threads, OpenBLAS's worker
+    threads spin for a while waiting for the next one, and a spinning worker takes a core from
+    npdl's own threads. In ``cnn_mnist``'s step on 2 threads the fully connected layers' 2-thread
+    GEMMs slowed the convolutions' parts that came after them: 151 ms a step, 116 ms with every
+    GEMM of the step on one thread (the same weights to the last bit: OpenBLAS cuts a GEMM's
+    output between its threads, not the sums).
+    """
+    return blas_on_one_thread() if uses_own_threads and THREADS > 1 else contextlib.nullcontext()

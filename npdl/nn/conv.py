@@ -31,6 +31,8 @@ class Conv2d(Module):
     with a = sqrt(5) and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default.
     """
 
+    uses_own_threads = True   # the batch's parts run on npdl's threads (npdl.core.ops.conv)
+
     def __init__(self, out_channels: PositiveInt, kernel_size: IntOrPair, in_channels: PositiveInt | None = None,
                  stride: IntOrPair = 1, padding: IntOrPairOrZero = 0, dilation: IntOrPair = 1, bias: bool = True,
                  rng: np.random.Generator | None = None):

@@ -50,6 +50,11 @@ class StateDictError(ValueError):
 class Module:
     """Base class of layers and models. Subclasses set attributes in ``__init__`` and define ``forward``."""
 
+    #: True for a layer whose ops spread their own work over npdl's threads with BLAS on one
+    #: thread inside (``npdl.core.parallel.in_parts``: the convolutions). A training step of a
+    #: model holding one runs all of its BLAS on one thread (``npdl.core.parallel.step_scope``).
+    uses_own_threads = False
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -134,6 +139,10 @@ class Module:
             for cname, child in reversed(list(mod._modules.items())):
                 if child is not None:
                     stack.append((f"{name}.{cname}" if name else cname, child))
+
+    def uses_npdl_threads(self) -> bool:
+        """Whether a layer of this model spreads its own work over npdl's threads (``uses_own_threads``)."""
+        return any(m.uses_own_threads for m in self.modules())
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from npdl.core.backend import get_array_module
+from npdl.core.parallel import step_scope
 from npdl.optim.clip import clip_grad_norm_, clip_grad_value_, grad_norm
 
 
@@ -54,6 +55,7 @@ class Updater:
     def __init__(self, trainer):
         self.trainer = trainer
         self._params: list | None = None  # fixed once the model is built: filled at the first step
+        self._own_threads: bool | None = None  # the model's uses_npdl_threads(), asked at the first step
 
     @property
     def params(self) -> list:
@@ -63,20 +65,24 @@ class Updater:
 
     def update(self, batches, n_batches: int) -> StepResult | None:
         """One optimizer step on the next micro-batches of ``batches`` (an iterator over the
-        epoch, ``n_batches`` long); None when the epoch has no batch left."""
+        epoch, ``n_batches`` long); None when the epoch has no batch left. It runs in the model's
+        ``npdl.core.parallel.step_scope`` (BLAS on one thread for a model with convolutions)."""
         t = self.trainer
         batch = next(batches, None)
         if batch is None:
             return None
-        losses, items, bad = self.forward_backward(batch, batches, n_batches)
-        if bad is not None:
-            t.nonfinite(bad)
-        self.reduce_gradients()
-        for ext in t.extensions:  # e.g. health statistics: the gradients before clipping
-            if hasattr(ext, "after_backward"):
-                ext.after_backward(t)
-        norm = self.clip()
-        lr = self.optimizer_step()
+        if self._own_threads is None:
+            self._own_threads = t.model.uses_npdl_threads()
+        with step_scope(self._own_threads):
+            losses, items, bad = self.forward_backward(batch, batches, n_batches)
+            if bad is not None:
+                t.nonfinite(bad)
+            self.reduce_gradients()
+            for ext in t.extensions:  # e.g. health statistics: the gradients before clipping
+                if hasattr(ext, "after_backward"):
+                    ext.after_backward(t)
+            norm = self.clip()
+            lr = self.optimizer_step()
         return StepResult(sum(losses) / len(losses), items, norm, lr)
 
     def forward_backward(self, batch, batches, n_batches: int):
