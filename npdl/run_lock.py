@@ -18,6 +18,7 @@ import socket
 from pathlib import Path
 
 from npdl.atomic import FILE_MODE
+from npdl.jsontext import parse_object
 
 LOCK = "lock"
 
@@ -54,10 +55,10 @@ def read_lock(folder: Path) -> tuple[dict | None, bytes | None]:
     except OSError:
         return None, b""
     try:
-        holder = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        holder = parse_object(raw)
+    except ValueError:
         return None, raw
-    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+    if not isinstance(holder.get("pid"), int):
         return None, raw
     return holder, raw
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from npdl import run_events, run_lock
 from npdl.atomic import DISK_FULL, atomic_write as _atomic_write
+from npdl.jsontext import parse_object
 
 MAX_NAME = 200            # characters of a run name
 _SUFFIX = len("-20240101-120000-999")  # what Run.create appends
@@ -124,16 +125,9 @@ def read_json(path: Path, what: str = "") -> dict:
     except OSError as exc:
         raise RunError(f"{path}: cannot read it ({exc.strerror})") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise RunError(f"{path}: not UTF-8 text") from None
-    except RecursionError:
-        raise RunError(f"{path}: nested too deeply") from None
-    except ValueError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise RunError(f"{path}: expected a JSON object, got a {type(data).__name__}")
-    return data
+        return parse_object(raw)
+    except ValueError as why:
+        raise RunError(f"{path}: {why}") from None
 
 
 def _now() -> str:

@@ -291,8 +291,12 @@ def test_oversized_truncated_and_garbage_headers(tmp_path):
     deep = tmp_path / "deep.safetensors"
     text = b"[" * 100_000 + b"]" * 100_000
     deep.write_bytes(struct.pack("<Q", len(text)) + text)
-    with pytest.raises(weights.WeightsError, match="unreadable|not a JSON object"):
+    with pytest.raises(weights.WeightsError, match="header is nested too deeply"):
         weights.read_header(deep)
+    listed = tmp_path / "list.safetensors"
+    listed.write_bytes(struct.pack("<Q", 2) + b"[]")
+    with pytest.raises(weights.WeightsError, match="header is a JSON list, not an object"):
+        weights.read_header(listed)
     dup = tmp_path / "dup.safetensors"
     text = b'{"bias": {}, "bias": {}}'
     dup.write_bytes(struct.pack("<Q", len(text)) + text)

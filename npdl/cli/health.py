@@ -43,24 +43,15 @@ def health(run: str = typer.Argument(..., help="Run folder (or unique name prefi
 
     params = _layers(last, PARAM_STATS)
     if params:
-        table = Table(title="parameters")
-        for col in ("parameter", "grad norm", "weight norm", "update ratio (log10)", "flags"):
-            table.add_column(col, justify="left" if col in ("parameter", "flags") else "right")
-        for name in params:
-            row = [_fmt(last.get(f"{s}/{name}")) for s in PARAM_STATS]
-            table.add_row(name, *row, "; ".join(flags.get(name, [])) or "ok")
-        console.print(table)
-
+        console.print(_table("parameters", ("parameter", "grad norm", "weight norm", "update ratio (log10)"),
+                             [(name, *[_fmt(last.get(f"{s}/{name}")) for s in PARAM_STATS], flags.get(name, []))
+                              for name in params]))
     acts = _layers(last, ACT_STATS)
     if acts:
-        table = Table(title="activations")
-        for col in ("layer", "dead ReLU", "saturated", "attention entropy (nats)", "flags"):
-            table.add_column(col, justify="left" if col in ("layer", "flags") else "right")
-        for name in acts:
-            own = [f for layer, fl in flags.items() if layer == name or layer.startswith(name + "/") for f in fl]
-            table.add_row(name, _fmt(last.get(f"dead_relu/{name}")), _fmt(last.get(f"saturated/{name}")),
-                          _entropy(last, name), "; ".join(own) or "ok")
-        console.print(table)
+        console.print(_table("activations", ("layer", "dead ReLU", "saturated", "attention entropy (nats)"),
+                             [(name, _fmt(last.get(f"dead_relu/{name}")), _fmt(last.get(f"saturated/{name}")),
+                               _entropy(last, name), _under(flags, name))
+                              for name in acts]))
 
     if not findings:
         console.print("[green]healthy[/]: every statistic within its range in every record", markup=True)
@@ -68,6 +59,22 @@ def health(run: str = typer.Argument(..., help="Run folder (or unique name prefi
     console.print(f"[yellow]{len(findings)} finding(s)[/], by the step each first happened:", markup=True)
     for f in findings:
         console.print(f"  {f.message()}", soft_wrap=True)
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> Table:
+    """A table of one row per layer: its name, its statistics (right-aligned), then its flags
+    (the last item of each row, a list: "ok" when empty)."""
+    table = Table(title=title)
+    for i, col in enumerate((*columns, "flags")):
+        table.add_column(col, justify="left" if i in (0, len(columns)) else "right")
+    for *cells, found in rows:
+        table.add_row(*cells, "; ".join(found) or "ok")
+    return table
+
+
+def _under(flags: dict[str, list[str]], name: str) -> list[str]:
+    """The flags of layer ``name`` and of its parts (an attention layer's heads: ``name/head0``)."""
+    return [f for layer, found in flags.items() if layer == name or layer.startswith(name + "/") for f in found]
 
 
 def _medians(records: list[dict]) -> dict[str, float]:

@@ -27,6 +27,7 @@ from numpy.lib import format as npformat
 
 from npdl.atomic import atomic_open
 from npdl.core.backend import is_device_array, to_host
+from npdl.jsontext import parse_object
 
 META = "meta.json"
 MAX_META = 64 << 20       # bytes of meta.json
@@ -205,14 +206,10 @@ def _read_meta(zf: zipfile.ZipFile, infos: dict, path: Path) -> dict:
         raise CheckpointError(f"{path}: {META} must be at most {MAX_META >> 20} MiB of uint8, "
                               f"got {m.dtype} of shape {m.shape}")
     try:
-        skeleton = json.loads(m.read(zf).tobytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{path}: {META} is not UTF-8 text") from None
-    except RecursionError:
-        raise CheckpointError(f"{path}: {META} is nested too deeply") from None
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: {META} is not valid JSON ({exc})") from None
-    if not isinstance(skeleton, dict) or not all(isinstance(v, (dict, list)) for v in skeleton.values()):
+        skeleton = parse_object(m.read(zf).tobytes())
+    except ValueError as why:
+        raise CheckpointError(f"{path}: {META} {why}") from None
+    if not all(isinstance(v, (dict, list)) for v in skeleton.values()):
         raise CheckpointError(f"{path}: {META} must map part names to objects")
     return skeleton
 

@@ -17,13 +17,13 @@ before a tensor byte is read; writing goes through the library, the format's ref
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from npdl.atomic import atomic_write
+from npdl.jsontext import parse_object
 from npdl.nn.module import Module
 from npdl.nn.pytorch_names import from_torch, to_torch
 from npdl.train import checkpoint
@@ -98,11 +98,9 @@ def read_header(path: str | Path) -> tuple[dict, dict[str, str], int]:
             raise WeightsError(f"{path} is truncated: its header claims {n:,} bytes, the file has {size - 8:,}")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as exc:
-        raise WeightsError(f"{path}: unreadable .safetensors header ({exc})") from None
-    if not isinstance(header, dict):
-        raise WeightsError(f"{path}: the .safetensors header is not a JSON object")
+        header = parse_object(raw, object_pairs_hook=_no_duplicates)
+    except ValueError as why:
+        raise WeightsError(f"{path}: the .safetensors header {why}") from None
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise WeightsError(f"{path}: __metadata__ must map names to strings")
