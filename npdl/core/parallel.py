@@ -113,8 +113,8 @@ def step_scope(uses_own_threads: bool):
     Why the whole step and not only those ops: after a GEMM on several threads, OpenBLAS's worker
     threads spin for a while waiting for the next one, and a spinning worker takes a core from
     npdl's own threads. In ``cnn_mnist``'s step on 2 threads the fully connected layers' 2-thread
-    GEMMs slowed the convolutions' parts that came after them: 151 ms a step, 116 ms with every
-    GEMM of the step on one thread (the same weights to the last bit: OpenBLAS cuts a GEMM's
-    output between its threads, not the sums).
+    GEMMs slowed the convolutions' parts that came after them: 174 ms a step, 143 ms with every
+    GEMM of the step on one thread (medians of 8 interleaved rounds in one process; the same
+    weights to the last bit: OpenBLAS cuts a GEMM's output between its threads, not the sums).
     """
     return blas_on_one_thread() if uses_own_threads and THREADS > 1 else contextlib.nullcontext()

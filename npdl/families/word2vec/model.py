@@ -20,12 +20,12 @@ engine, the sparse gradients and the optimizer:
   ``groups`` G cuts the batch into G parts, each scored against its own pool of S words, and
   ``threads`` computes the parts on that many threads (default 1: see below). What matters for
   quality is the negative weight a pool word collects per step, w = (pairs per step / G) * K / S:
-  a summed update that large behaves like many sequential ones only while w stays moderate. Measured on the text8 prefix
-  after 5 epochs (gensim: skip-gram 8.6%, CBOW 8.2-8.7%): skip-gram w ~340 collapses (0.5%),
-  w ~170 gives 8.6-8.7%, w ~85 8.4%; CBOW w ~115 7.2-7.3%, w ~30-60 8.1-8.6%. Defaults
-  (chosen on the development half of the analogy sections for the least wall time to gensim's
-  5-epoch accuracy, one thread: ``npdl.families.word2vec.bench``): skip-gram S = 64, G = 4
-  (w ~170), CBOW S = 32, G = 4 (w ~57), with 2,000-word batches.
+  a summed update that large behaves like many sequential ones only while w stays moderate.
+  Measured on the text8 prefix after 5 epochs (gensim: skip-gram 8.6%, CBOW 8.2-8.7%): skip-gram
+  w ~340 collapses (0.5%), w ~170 gives 8.6-8.7%, w ~85 8.4%; CBOW w ~115 7.2-7.3%, w ~30-60
+  8.1-8.6%. Defaults (chosen on the development half of the analogy sections for the least wall
+  time to gensim's 5-epoch accuracy, one thread: ``npdl.families.word2vec.bench``): skip-gram
+  S = 64, G = 4 (w ~170), CBOW S = 32, G = 4 (w ~57), with 2,000-word batches.
 
   Why one thread by default: a part is ~40 NumPy calls on arrays of a few hundred rows, most of
   them 2-80 us, and every call releases and retakes the GIL. With two threads each retake waits
