@@ -61,18 +61,34 @@ def flush_denormals() -> bool:
     floating-point environment). Returns False (and changes nothing) elsewhere, with
     ``NPDL_DENORMALS=keep``, or when the environment does not look like glibc's.
     """
-    if (denormals_kept() or not sys.platform.startswith("linux")
-            or platform.machine() not in ("x86_64", "AMD64")):
+    if denormals_kept():
         return False
+    found = _fenv()
+    if found is None:
+        return False
+    libm, env = found
+    env.mxcsr |= _MXCSR_DAZ | _MXCSR_FTZ
+    return libm.fesetenv(ctypes.byref(env)) == 0
+
+
+def denormals_flushed() -> bool:
+    """Whether this thread's MXCSR has DAZ and FTZ set (what ``flush_denormals`` sets)."""
+    found = _fenv()
+    return found is not None and found[1].mxcsr & (_MXCSR_DAZ | _MXCSR_FTZ) == _MXCSR_DAZ | _MXCSR_FTZ
+
+
+def _fenv():
+    """(libm, this thread's ``fenv_t``) on x86-64 Linux when it looks like glibc's; else None."""
+    if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "AMD64"):
+        return None
     try:
         libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
         env = _Fenv()
         if libm.fegetenv(ctypes.byref(env)) != 0 or env.mxcsr & _MXCSR_MASKS != _MXCSR_MASKS:
-            return False
-        env.mxcsr |= _MXCSR_DAZ | _MXCSR_FTZ
-        return libm.fesetenv(ctypes.byref(env)) == 0
+            return None
+        return libm, env
     except (OSError, AttributeError):
-        return False
+        return None
 
 
 def peak_rss_mb() -> float:

@@ -42,3 +42,14 @@ def test_threads_started_after_the_flush_inherit_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=True)
     ok, in_thread = out.stdout.split()[:2]
     assert ok == "True" and float(in_thread) == 0.0
+
+
+def test_denormals_flushed_reports_the_threads_setting():
+    """What the bench header prints: False before the flush (and with NPDL_DENORMALS=keep), True after."""
+    code = ("from npdl.runtime import denormals_flushed, flush_denormals; before = denormals_flushed(); "
+            "flush_denormals(); print(before, denormals_flushed())")
+    supported = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+    for env, after in (({}, supported), ({"NPDL_DENORMALS": "keep"}, False)):
+        environ = {k: v for k, v in os.environ.items() if k != "NPDL_DENORMALS"} | env
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=True)
+        assert out.stdout.split() == ["False", str(after)], (env, out.stdout)

@@ -82,7 +82,7 @@ def _version(dist: str) -> str | None:
 def facts(settings) -> dict:
     """Machine, CPU, BLAS, threads, allocator, library versions and date: printed and saved with the figures."""
     from npdl.runs import blas_info
-    from npdl.runtime import denormals_kept
+    from npdl.runtime import denormals_flushed
 
     blas = blas_info()
     return {"date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.node(),
@@ -91,9 +91,8 @@ def facts(settings) -> dict:
             "threads": settings.threads,
             "allocator": ("npdl.runtime.keep_freed_memory in every process (both sides)" if settings.npdl_malloc
                           else "glibc defaults in every process (both sides)"),
-            "denormals": ("kept (NPDL_DENORMALS=keep) in every process (both sides)"
-                          if denormals_kept()
-                          else "flushed to zero (npdl.runtime.flush_denormals) in every process (both sides)"),
+            "denormals": ("flushed to zero (npdl.runtime.flush_denormals) in every process (both sides)"
+                          if denormals_flushed() else "IEEE subnormals kept in every process (both sides)"),
             "python": platform.python_version(), "numpy": _version("numpy"), "torch": _version("torch"),
             "gensim": _version("gensim"), "npdl": _version("npdl"),
             "rounds": settings.rounds if settings.rounds is not None else "each benchmark's default",

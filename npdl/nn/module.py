@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from npdl.core import backend
+from npdl.core.parallel import step_scope
 from npdl.core.sparse import RowSparseGrad
 from npdl.core.tensor import Tensor
 
@@ -408,8 +409,6 @@ def evaluating(model):
     if not hasattr(model, "eval"):
         yield model
         return
-    from npdl.core.parallel import step_scope
-
     was_training = getattr(model, "training", False)
     model.eval()
     try:
