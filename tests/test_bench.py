@@ -71,8 +71,11 @@ def test_cli_quick_run_prints_header_and_writes_json_that_renders_as_markdown(tm
     assert "GFLOP/s" in share["note"] and all(0 < s["median"] for s in share["sides"].values())
     beam = [f for f in doc["figures"] if f["bench"] == "beam"]
     assert all(set(f["sides"]) == {"KV cache", "no cache"} and "KV cache / no cache" in f["ratios"] for f in beam)
-    cnn = [f["name"] for f in doc["figures"] if f["bench"] == "cnn"]
+    cnn = {f["name"]: f for f in doc["figures"] if f["bench"] == "cnn"}
     assert any("memory of the work" in n for n in cnn) and any("raw peak" in n for n in cnn)
+    # the floor side (the step's GEMMs alone) is timed beside npdl, and kept out of the memory rows
+    assert "npdl / npdl's GEMMs alone" in cnn["cnn_mnist train step"]["ratios"]
+    assert all("npdl's GEMMs alone" not in f["sides"] for n, f in cnn.items() if f["unit"] == "MB")
     if conditions._version("torch") is not None:
         assert all("npdl / torch" in f["ratios"] for f in doc["figures"] if f["bench"] in ("cnn", "transformer"))
     res = invoke("bench", "--markdown", out)

@@ -121,3 +121,32 @@ def test_gradcheck_whole_model(name):
 def test_every_registered_model_has_a_case():
     covered = {spec["type"] for spec, _, _ in CASES.values()}
     assert covered == set(MODELS.names()), f"models without a whole-model gradcheck: {set(MODELS.names()) - covered}"
+
+
+def test_cnn_pools_before_its_blocks_last_relu_with_the_same_values_and_gradients():
+    """max-pool then ReLU (npdl's order, a quarter of the ReLU's work) against the usual ReLU then
+    max-pool: the same outputs and gradients to the bit, windows all negative and tied included."""
+    from npdl.models.cnn import CNN
+    from npdl.nn.conv import MaxPool2d
+    from npdl.nn.layers import ReLU
+    from npdl.nn.module import Sequential
+
+    npdl.manual_seed(0)
+    model = CNN(3, 1, [4, 5], 3, convs_per_block=2, hidden=[6])
+    mods = list(model.features)
+    assert [type(m).__name__ for m in mods[:5]] == ["Conv2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU"]
+    x = np.random.default_rng(4).standard_normal((3, 1, 8, 8)).round(1)    # rounded: ties in windows
+    x[0, 0, :4, :4] = -1.0                                                    # negative windows
+    usual = list(mods)                                                        # each ReLU before its pool
+    for k in range(len(usual) - 1):
+        if isinstance(usual[k], MaxPool2d) and isinstance(usual[k + 1], ReLU):
+            usual[k], usual[k + 1] = usual[k + 1], usual[k]
+    assert [type(m).__name__ for m in usual[:5]] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d"]
+    grads = []
+    for features in (model.features, Sequential(*usual)):
+        xt = npdl.tensor(x, requires_grad=True)
+        out = model.head(features(xt))
+        model.zero_grad()
+        (out * npdl.tensor(np.arange(out.size).reshape(out.shape) - 4.0)).sum().backward()
+        grads.append([out.data.copy(), xt.grad.copy()] + [p.grad.copy() for p in model.parameters()])
+    assert all(np.array_equal(a, b) for a, b in zip(*grads))

@@ -1,12 +1,16 @@
 """``npdl bench cnn``: the ``cnn_mnist`` training step, npdl beside the same network in PyTorch.
 
-The model, batch and optimizer are ``configs/cnn_mnist.yaml``'s: Conv 5x5 32 ('same') - ReLU -
-MaxPool 2 - Conv 5x5 64 - ReLU - MaxPool 2 - Flatten - Linear 128 - ReLU - Dropout 0.3 - Linear
+The model, batch and optimizer are ``configs/cnn_mnist.yaml``'s: Conv 5x5 32 ('same') - MaxPool 2
+- ReLU - Conv 5x5 64 - MaxPool 2 - ReLU - Flatten - Linear 128 - ReLU - Dropout 0.3 - Linear
 10, batch 128 of 1x28x28 float32, softmax cross-entropy, global-norm clipping at 5, Adam (lr
-1e-3; the config's cosine schedule only changes the lr's value, not the work). Inputs are
+1e-3; the config's cosine schedule only changes the lr's value, not the work). Both sides
+pool before each block's ReLU (as ``npdl.models.cnn`` does: the same function, a quarter of the
+ReLU's work), so neither gets a rewrite the other lacks. Inputs are
 synthetic (random pixels and labels of MNIST's shape), so nothing is downloaded.
 
-PyTorch's copy starts from its own initialisation (the work does not depend on the values).
+PyTorch's copy starts from its own initialisation (the work does not depend on the values). A
+third side, "npdl's GEMMs alone" (``gemm_setup``), runs only the matrix products of npdl's step,
+cut into the same chunks and parts on the same threads: the floor NumPy's BLAS sets under it.
 Each side runs in processes of its own (``npdl.bench.worker``), alternating for ``rounds``
 rounds under the same threads and allocator; per process, the median of ``steps`` steps after
 ``warmup`` untimed ones, and the memory the steps take over the baseline after imports.
@@ -18,7 +22,7 @@ import itertools
 import numpy as np
 
 from npdl.bench import Figure, Settings, has_module
-from npdl.bench.worker import isolated_figures
+from npdl.bench.worker import GEMMS_ALONE, isolated_figures
 
 SIZES = {"batch": 128, "channels": [32, 64], "hidden": 128, "side": 28}
 QUICK = {"batch": 4, "channels": [2, 4], "hidden": 8, "side": 8}
@@ -63,16 +67,75 @@ def npdl_setup(batch: int, channels: list[int], hidden: int, side: int):
     return step
 
 
+def gemm_setup(batch: int, channels: list[int], hidden: int, side: int):
+    """The GEMMs alone of npdl's ``cnn_mnist`` step, nothing else: the floor NumPy's BLAS sets for it.
+
+    The same products, shapes, layouts, chunks and parts as ``npdl/core/ops/conv.py`` and
+    ``Affine``: per convolution, forward one (O, C*K*K) @ (C*K*K, OH*OW) product per image,
+    backward the weight gradient (O, m*OH*OW) @ (m*OH*OW, C*K*K) per chunk of m images and, for
+    the second convolution only (the first one's input needs no gradient), the column gradient
+    (C*K*K, O) @ (O, m*OH*OW); then the two linear layers' three products each. All in the
+    step scope the model asks for (BLAS on one thread, the parts on npdl's threads).
+    """
+    from npdl.core.ops.conv import _chunk, _part_bounds
+    from npdl.core.parallel import in_parts, step_scope
+
+    rng = np.random.default_rng(0)
+    f = np.float32
+    convs, c_in, s = [], 1, side
+    for c_out in channels:              # 'same' padding: OH = OW = s; a 2x2 max-pool follows each
+        k, p = c_in * KERNEL * KERNEL, s * s
+        nb = _chunk(batch, k * p * 4)
+        convs.append({"w": rng.standard_normal((c_out, k), f), "cols": rng.standard_normal((nb, k, p), f),
+                      "out": np.empty((batch, c_out, p), f), "g": rng.standard_normal((c_out, nb * p), f),
+                      "bounds": _part_bounds(batch, nb), "nb": nb, "p": p, "input_grad": c_in > 1})
+        c_in, s = c_out, s // 2
+    flat = c_in * s * s
+    fcs = [(rng.standard_normal((batch, n_in), f), rng.standard_normal((n_out, n_in), f),
+            rng.standard_normal((batch, n_out), f)) for n_in, n_out in ((flat, hidden), (hidden, CLASSES))]
+
+    def forward(conv: dict, lo: int, hi: int) -> None:
+        for start in range(lo, hi, conv["nb"]):
+            m = min(conv["nb"], hi - start)
+            np.matmul(conv["w"], conv["cols"][:m], out=conv["out"][start:start + m])
+
+    def backward(conv: dict, lo: int, hi: int) -> None:
+        cols, p = conv["cols"], conv["p"]
+        for start in range(lo, hi, conv["nb"]):
+            m = min(conv["nb"], hi - start)
+            gm = conv["g"][:, :m * p]
+            gm @ cols[:m].reshape(-1, m * p).T
+            if conv["input_grad"]:
+                conv["w"].T @ gm
+
+    def in_conv_parts(fn, conv: dict) -> None:
+        in_parts(lambda k: fn(conv, *conv["bounds"][k]), len(conv["bounds"]))
+
+    def step():
+        with step_scope(True):
+            for conv in convs:
+                in_conv_parts(forward, conv)
+            for x, w, _ in fcs:
+                x @ w.T
+            for x, w, g in reversed(fcs):
+                g @ w
+                g.T @ x
+            for conv in reversed(convs):
+                in_conv_parts(backward, conv)
+
+    return step
+
+
 def torch_setup(batch: int, channels: list[int], hidden: int, side: int, threads: int):
-    """The same network and step in PyTorch (float32)."""
+    """The same network and step in PyTorch (float32), pooling before each ReLU as npdl's model."""
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     c1, c2 = channels
-    model = nn.Sequential(nn.Conv2d(1, c1, KERNEL, padding=KERNEL // 2), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(c1, c2, KERNEL, padding=KERNEL // 2), nn.ReLU(), nn.MaxPool2d(2),
+    model = nn.Sequential(nn.Conv2d(1, c1, KERNEL, padding=KERNEL // 2), nn.MaxPool2d(2), nn.ReLU(),
+                          nn.Conv2d(c1, c2, KERNEL, padding=KERNEL // 2), nn.MaxPool2d(2), nn.ReLU(),
                           nn.Flatten(), nn.Linear(c2 * (side // 4) ** 2, hidden), nn.ReLU(), nn.Dropout(DROPOUT),
                           nn.Linear(hidden, CLASSES))
     model.train()
@@ -101,5 +164,7 @@ def run(settings: Settings, steps: int = 10, warmup: int = 2) -> list[Figure]:
     targets = {"npdl": "npdl.bench.cnn:npdl_setup"}
     if has_module("torch"):
         targets["torch"] = "npdl.bench.cnn:torch_setup"
+    targets[GEMMS_ALONE] = "npdl.bench.cnn:gemm_setup"   # the floor BLAS sets
     return isolated_figures("cnn", "cnn_mnist train step", targets, settings, steps, warmup, settings.rounds_or(3),
-                            shape, "<= 1.5", memory=True, extra={"torch": {"threads": settings.threads}}, **size)
+                            shape, "<= 1.5", memory=True, extra={"torch": {"threads": settings.threads}},
+                            timed_only=(GEMMS_ALONE,), **size)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from npdl.bench import Figure, Settings, has_module
-from npdl.bench.worker import isolated_figures
+from npdl.bench.worker import GEMMS_ALONE, isolated_figures
 
 SIZES = {"input_size": 128, "hidden_size": 256, "batch": 32, "seq": 35}
 QUICK = {"input_size": 8, "hidden_size": 16, "batch": 2, "seq": 5}
@@ -93,6 +93,7 @@ def run(settings: Settings, steps: int = 30, warmup: int = 5) -> list[Figure]:
     targets = {"npdl": "npdl.bench.lstm_layer:npdl_setup"}
     if has_module("torch"):
         targets["torch"] = "npdl.bench.lstm_layer:torch_setup"
-    targets["npdl's GEMMs alone"] = "npdl.bench.lstm_layer:gemm_setup"   # the floor BLAS sets
+    targets[GEMMS_ALONE] = "npdl.bench.lstm_layer:gemm_setup"   # the floor BLAS sets
     return isolated_figures("layers", "lstm fwd+bwd step", targets, settings, steps, warmup, settings.rounds_or(3),
-                            shape, "<= 1", memory=True, extra={"torch": {"threads": settings.threads}}, **size)
+                            shape, "<= 1", memory=True, extra={"torch": {"threads": settings.threads}},
+                            timed_only=(GEMMS_ALONE,), **size)

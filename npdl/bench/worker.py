@@ -77,11 +77,16 @@ def alternating_rounds(targets: dict[str, str], rounds: int, env: dict, npdl_run
     return alternate(sides, rounds)
 
 
+GEMMS_ALONE = "npdl's GEMMs alone"   # the side that runs only a step's matrix products: BLAS's floor
+
 def isolated_figures(bench: str, label: str, targets: dict[str, str], settings, steps: int, warmup: int,
                      rounds: int, note: str = "", target: str = "", memory: bool = False, npdl_runtime: bool | None = None,
-                     extra: dict[str, dict] | None = None, **kwargs) -> list:
+                     extra: dict[str, dict] | None = None, timed_only: tuple[str, ...] = (), **kwargs) -> list:
     """Figures of one process-isolated comparison: ms/step per side (and with ``memory`` the work's
-    peak over the baseline and the raw peak), every side under ``settings``' threads and allocator."""
+    peak over the baseline and the raw peak), every side under ``settings``' threads and allocator.
+
+    Sides named in ``timed_only`` (a floor such as "npdl's GEMMs alone", whose buffers are not a
+    model's) appear in the time figure only."""
     from npdl.bench import Figure
     from npdl.bench.conditions import child_env
 
@@ -90,10 +95,11 @@ def isolated_figures(bench: str, label: str, targets: dict[str, str], settings, 
     figures = [Figure(bench, label, "ms", {k: [r["ms"] for r in v] for k, v in results.items()},
                       note, target)]
     if memory:
+        sized = {k: v for k, v in results.items() if k not in timed_only}
         figures += [Figure(bench, f"{label}: memory of the work (peak over the baseline after imports)", "MB",
-                           {k: [r["work_mb"] for r in v] for k, v in results.items()}, note, target),
+                           {k: [r["work_mb"] for r in v] for k, v in sized.items()}, note, target),
                     Figure(bench, f"{label}: raw peak RSS (library and inputs included)", "MB",
-                           {k: [r["peak_mb"] for r in v] for k, v in results.items()}, note)]
+                           {k: [r["peak_mb"] for r in v] for k, v in sized.items()}, note)]
     return figures
 
 

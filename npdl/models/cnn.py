@@ -1,4 +1,10 @@
-"""Convolutional classifier: [Conv -> (BN) -> ReLU -> (Conv -> (BN) -> ReLU) -> MaxPool]* -> MLP head.
+"""Convolutional classifier: [Conv -> (BN) -> ReLU -> (Conv -> (BN)) -> MaxPool -> ReLU]* -> MLP head.
+
+Each block's last ReLU runs after its max-pool: max over a window and ReLU commute (both are
+monotone, so max_w relu(x) = relu(max_w x), and the gradient reaches the same entry), and after
+the pool the ReLU touches a quarter of the values. The function and its gradients are the same;
+cnn_mnist's step went from 152 to 147 ms on 2 threads and from 167 to 163 ms on one
+(interleaved A/B in one process; the same weights to the bit after 5 steps).
 
 For 28x28 digits the default (two blocks of 5x5 convolutions, 32 and 64 channels,
 then 128 hidden units) is the classic LeNet-style layout that reaches >99% on MNIST.
@@ -17,7 +23,8 @@ class CNN(Module):
     """(B, in_channels, H, W) -> (B, num_classes).
 
     Each entry of ``channels`` is one block: ``convs_per_block`` convolutions of
-    ``kernel_size`` ('same' padding) followed by 2x2 max pooling.
+    ``kernel_size`` ('same' padding), each with its ReLU, and 2x2 max pooling (run before the
+    last convolution's ReLU: the same function, see the module docstring).
     """
 
     def __init__(self, num_classes: PositiveInt, in_channels: PositiveInt = 1,
@@ -39,7 +46,7 @@ class CNN(Module):
                     blocks.append(BatchNorm(c_out))
                 blocks.append(ReLU())
                 c_in = c_out
-            blocks.append(MaxPool2d(2))
+            blocks.insert(len(blocks) - 1, MaxPool2d(2))     # pool, then the block's last ReLU
         self.features = Sequential(*blocks)
         head: list[Module] = [Flatten()]
         for h in hidden:
