@@ -79,6 +79,7 @@ def alternating_rounds(targets: dict[str, str], rounds: int, env: dict, npdl_run
 
 GEMMS_ALONE = "npdl's GEMMs alone"   # the side that runs only a step's matrix products: BLAS's floor
 
+
 def isolated_figures(bench: str, label: str, targets: dict[str, str], settings, steps: int, warmup: int,
                      rounds: int, note: str = "", target: str = "", memory: bool = False, npdl_runtime: bool | None = None,
                      extra: dict[str, dict] | None = None, timed_only: tuple[str, ...] = (), **kwargs) -> list:

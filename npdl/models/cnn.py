@@ -1,4 +1,5 @@
-"""Convolutional classifier: [Conv -> (BN) -> ReLU -> (Conv -> (BN)) -> MaxPool -> ReLU]* -> MLP head.
+"""Convolutional classifier: [(Conv -> (BN) -> ReLU) x (k-1) -> Conv -> (BN) -> MaxPool -> ReLU]* -> MLP head,
+k = ``convs_per_block``.
 
 Each block's last ReLU runs after its max-pool: max over a window and ReLU commute (both are
 monotone, so max_w relu(x) = relu(max_w x), and the gradient reaches the same entry), and after
