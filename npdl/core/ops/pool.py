@@ -94,15 +94,16 @@ class MaxPool2d(Function):
 
         def images(lo: int, hi: int) -> None:
             x_part, o_part, g_part, gx_part = xp[lo:hi], out[lo:hi], g[lo:hi], gxp[lo:hi]
-            taken = None
+            taken, last = None, (kh - 1, kw - 1)
             for i in range(kh):
                 for j in range(kw):
                     hit = _offset_slab(x_part, i, j, stride, dilation, oh, ow) == o_part
                     if taken is None:
-                        taken = hit.copy()
+                        taken = hit                          # (read before anything changes it)
                     else:
-                        hit &= ~taken
-                        taken |= hit
+                        xpm.greater(hit, taken, out=hit)     # hit and not taken: one bool pass, no temporary
+                        if (i, j) != last:
+                            taken |= hit
                     target = _offset_slab(gx_part, i, j, stride, dilation, oh, ow)
                     if disjoint:
                         xpm.multiply(g_part, hit, out=target)
