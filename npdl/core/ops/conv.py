@@ -187,8 +187,9 @@ class Conv2d(Function):
 
         def part(k: int) -> None:
             lo, hi = bounds[k]
-            cols = xpm.empty((c, kh, kw, nb, oh, ow), dtype=g.dtype)
-            g_t = xpm.empty((o, nb, oh * ow), dtype=g.dtype)     # a chunk's gradient, channel-major
+            if gws is not None:
+                cols = xpm.empty((c, kh, kw, nb, oh, ow), dtype=g.dtype)
+                g_t = xpm.empty((o, nb, oh * ow), dtype=g.dtype)     # a chunk's gradient, channel-major
             if gx is not None:        # flat buffers: a short last chunk's views stay contiguous
                 g_last = xpm.empty(o * oh * ow * nb, dtype=g.dtype)     # ... with the images innermost
                 dcols = xpm.empty(w2.shape[1] * nb * oh * ow, dtype=g.dtype)
