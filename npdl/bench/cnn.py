@@ -71,13 +71,14 @@ def gemm_setup(batch: int, channels: list[int], hidden: int, side: int):
     """The GEMMs alone of npdl's ``cnn_mnist`` step, nothing else: the floor NumPy's BLAS sets for it.
 
     The same products, shapes, layouts, chunks and parts as ``npdl/core/ops/conv.py`` and
-    ``Affine``: per convolution, forward one (O, C*K*K) @ (C*K*K, OH*OW) product per image,
-    backward the weight gradient (O, m*OH*OW) @ (m*OH*OW, C*K*K) per chunk of m images and, for
-    the second convolution only (the first one's input needs no gradient), the column gradient
-    (C*K*K, O) @ (O, m*OH*OW); then the two linear layers' three products each. All in the
-    step scope the model asks for (BLAS on one thread, the parts on npdl's threads).
+    ``Affine``: per convolution and chunk of m images, forward one (O, C*K*K) @ (C*K*K, m*OH*OW)
+    product when C*K*K >= ``ONE_GEMM_ROWS`` (else one (O, C*K*K) @ (C*K*K, OH*OW) per image),
+    backward the weight gradient (C*K*K, m*OH*OW) @ (m*OH*OW, O) and, for the second convolution
+    only (the first one's input needs no gradient), the column gradient (C*K*K, O) @ (O, m*OH*OW)
+    from a contiguous W^T; then the two linear layers' three products each. All in the step scope
+    the model asks for (BLAS on one thread, the parts on npdl's threads).
     """
-    from npdl.core.ops.conv import _chunk, _part_bounds
+    from npdl.core.ops.conv import ONE_GEMM_ROWS, _chunk, _part_bounds
     from npdl.core.parallel import in_parts, step_scope
 
     rng = np.random.default_rng(0)
@@ -86,27 +87,34 @@ def gemm_setup(batch: int, channels: list[int], hidden: int, side: int):
     for c_out in channels:              # 'same' padding: OH = OW = s; a 2x2 max-pool follows each
         k, p = c_in * KERNEL * KERNEL, s * s
         nb = _chunk(batch, k * p * 4)
-        convs.append({"w": rng.standard_normal((c_out, k), f), "cols": rng.standard_normal((nb, k, p), f),
-                      "out": np.empty((batch, c_out, p), f), "g": rng.standard_normal((c_out, nb * p), f),
-                      "bounds": _part_bounds(batch, nb), "nb": nb, "p": p, "input_grad": c_in > 1})
+        w = rng.standard_normal((c_out, k), f)
+        convs.append({"w": w, "wt": np.ascontiguousarray(w.T), "cols": rng.standard_normal((k, nb * p), f),
+                      "per_image": rng.standard_normal((nb, k, p), f), "one_gemm": k >= ONE_GEMM_ROWS,
+                      "res": np.empty((c_out, nb * p), f), "out": np.empty((batch, c_out, p), f),
+                      "g": rng.standard_normal((c_out, nb * p), f), "bounds": _part_bounds(batch, nb), "nb": nb,
+                      "p": p, "input_grad": c_in > 1})
         c_in, s = c_out, s // 2
     flat = c_in * s * s
     fcs = [(rng.standard_normal((batch, n_in), f), rng.standard_normal((n_out, n_in), f),
             rng.standard_normal((batch, n_out), f)) for n_in, n_out in ((flat, hidden), (hidden, CLASSES))]
 
     def forward(conv: dict, lo: int, hi: int) -> None:
+        p = conv["p"]
         for start in range(lo, hi, conv["nb"]):
             m = min(conv["nb"], hi - start)
-            np.matmul(conv["w"], conv["cols"][:m], out=conv["out"][start:start + m])
+            if conv["one_gemm"]:
+                np.matmul(conv["w"], conv["cols"][:, :m * p], out=conv["res"][:, :m * p])
+            else:
+                np.matmul(conv["w"], conv["per_image"][:m], out=conv["out"][start:start + m])
 
     def backward(conv: dict, lo: int, hi: int) -> None:
         cols, p = conv["cols"], conv["p"]
         for start in range(lo, hi, conv["nb"]):
             m = min(conv["nb"], hi - start)
             gm = conv["g"][:, :m * p]
-            gm @ cols[:m].reshape(-1, m * p).T
+            cols[:, :m * p] @ gm.T
             if conv["input_grad"]:
-                conv["w"].T @ gm
+                conv["wt"] @ gm
 
     def in_conv_parts(fn, conv: dict) -> None:
         in_parts(lambda k: fn(conv, *conv["bounds"][k]), len(conv["bounds"]))

@@ -71,3 +71,22 @@ def test_parts_cover_the_batch_in_whole_chunks(n, nb):
     assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) <= conv.PARTS
     assert all(hi == lo2 for (_, hi), (lo2, _) in zip(bounds, bounds[1:]))
     assert all(lo < hi and lo % nb == 0 for lo, hi in bounds)
+
+
+@pytest.mark.parametrize("kw", [{"padding": (2, 2)}, {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2)}])
+def test_conv_forward_layouts_agree(monkeypatch, kw):
+    """One GEMM per chunk with the images innermost (many rows of columns) gives what one GEMM per
+    image gives, chunked (3, 3, 1 images) or not, and is gradient-checked on its own."""
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((7, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    monkeypatch.setattr(conv, "ONE_GEMM_ROWS", 10**9)
+    per_image = _conv_step(x, w, b, **kw)
+    monkeypatch.setattr(conv, "ONE_GEMM_ROWS", 1)
+    for chunk_images in (7, 3):
+        cols_per_image = 3 * 3 * 3 * per_image[0].shape[2] * per_image[0].shape[3] * x.itemsize
+        monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_images * cols_per_image)
+        one_gemm = _conv_step(x, w, b, **kw)
+        for a, c in zip(per_image, one_gemm):
+            np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+    xs, ws, bs = (npdl.tensor(a, dtype=np.float64, requires_grad=True) for a in (x[:2], w[:2], b[:2]))  # 2 images, 2 outputs
+    assert npdl.gradcheck(lambda x_, w_, b_: Conv2d.apply(x_, w_, b_, **kw), xs, ws, bs)

@@ -46,6 +46,13 @@ def _chunk(n: int, per_image: int) -> int:
 # sum. The cut depends on the batch and chunk size only, so results never depend on the threads.
 PARTS = 4
 
+# Forward: a convolution whose columns have at least ONE_GEMM_ROWS rows (C*KH*KW) runs one GEMM per
+# chunk over columns with the images innermost (long slab copies, one wide GEMM) and then transposes
+# the output into (N, O, OH, OW); with fewer rows the transposition costs more than the GEMM, and one
+# GEMM per image writes the output in place. cnn_mnist on one thread: the second convolution (800
+# rows) 35 -> 27 ms; the first (25 rows) would go from 3.2 to 10.5 ms, mostly the transposition.
+ONE_GEMM_ROWS = 128
+
 
 def _part_bounds(n: int, nb: int) -> list[tuple[int, int]]:
     """[(lo, hi), ...] image ranges of the parts: consecutive whole chunks, at most PARTS of them."""
@@ -70,24 +77,27 @@ def _in_parts(xpm, fn, n: int, nb: int) -> None:
     _run_parts(xpm, lambda k: fn(*bounds[k]), len(bounds))
 
 
-def _im2col(xp: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int, out=None) -> np.ndarray:
-    """(C*KH*KW, N*OH*OW) matrix of receptive fields, channel-major like ``weight.reshape(O, -1)``.
+def _im2col_images_last(xt: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int,
+                        out: np.ndarray) -> np.ndarray:
+    """(C*KH*KW, OH*OW*m) matrix of receptive fields of a padded chunk ``xt`` laid out (C, Hp, Wp, m):
+    rows (c, i, j) like ``weight.reshape(O, -1)``, columns (h, w, n). ``out`` a reusable buffer.
 
-    ``xp`` is the padded input (N, C, Hp, Wp) (a chunk of the batch); ``out`` a reusable
-    (C, KH, KW, N, OH, OW) buffer. Built with one slab copy per kernel offset: each copy moves
-    whole (OH, OW) planes, far faster than materialising a 6-D transposed window view.
+    One slab copy per kernel offset; with the chunk's m images innermost each copy moves runs of
+    OW*m floats, not rows of OW (cnn_mnist's second convolution: 14-float rows; its weight
+    gradient's columns went from about 12 to 4 ms a step on one thread).
     """
-    n, c = xp.shape[:2]
-    cols = get_array_module(xp).empty((c, kh, kw, n, oh, ow), dtype=xp.dtype) if out is None else out
+    c, m = xt.shape[0], xt.shape[3]
+    (sh, sw), (dh, dw) = stride, dilation
+    cols = out.reshape(c, kh, kw, oh, ow, m)
     for i in range(kh):
         for j in range(kw):
-            cols[:, i, j] = _offset_slab(xp, i, j, stride, dilation, oh, ow).transpose(1, 0, 2, 3)
-    return cols.reshape(c * kh * kw, n * oh * ow)
+            cols[:, i, j] = xt[:, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw]
+    return cols.reshape(c * kh * kw, oh * ow * m)
 
 
 def _col2im_images_last(cols: np.ndarray, gxt: np.ndarray, kh: int, kw: int, stride, dilation, oh: int,
                         ow: int) -> None:
-    """Adjoint of ``_im2col`` with the images innermost: add (C*KH*KW, OH*OW*m) columns, ordered
+    """Adjoint of ``_im2col_images_last``: add (C*KH*KW, OH*OW*m) columns, ordered
     (c, i, j) x (h, w, n), into the padded-input gradient ``gxt`` laid out (C, Hp, Wp, m).
 
     With the m images of a chunk innermost, a kernel offset's add walks runs of OW*m floats (stride
@@ -124,10 +134,11 @@ class Conv2d(Function):
     """y[n, o] = b[o] + sum_{c, i, j} w[o, c, i, j] * x_pad[n, c, s*h + d*i, s*w + d*j]
 
     x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or absent -> (N, O, OH, OW), C-contiguous.
-    Per chunk of images: forward, one GEMM (O, C*KH*KW) @ (C*KH*KW, OH*OW) per image, which
-    writes the output in place (per-image columns need no transposition, which halved the first
-    layer's forward of cnn_mnist); backward, two GEMMs over the chunk's channel-major columns
-    (one long GEMM beats per-image ones there) and a col2im. Only the padded input is kept for
+    Per chunk of images, forward: with many rows of columns (C*KH*KW >= ``ONE_GEMM_ROWS``) one
+    GEMM over the chunk's columns with the images innermost, then the output transposed into
+    place; with few, one GEMM (O, C*KH*KW) @ (C*KH*KW, OH*OW) per image, writing the output in
+    place. Backward: the weight gradient and the columns' gradient, one GEMM each over the
+    chunk's columns with the images innermost, and a col2im. Only the padded input is kept for
     backward (its columns are rebuilt).
     """
 
@@ -147,7 +158,21 @@ class Conv2d(Function):
         nb = _chunk(n, w2.shape[1] * oh * ow * x.dtype.itemsize)
         out = xpm.empty((n, o, oh * ow), dtype=x.dtype)
 
-        def part(lo: int, hi: int) -> None:                   # images [lo, hi), a chunk at a time
+        rows, hp, wp = w2.shape[1], xp.shape[2], xp.shape[3]
+
+        def images_last(lo: int, hi: int) -> None:            # images [lo, hi), a chunk at a time
+            x_last = xpm.empty(c * hp * wp * nb, dtype=x.dtype)
+            cols = xpm.empty(rows * oh * ow * nb, dtype=x.dtype)
+            res = xpm.empty(o * oh * ow * nb, dtype=x.dtype)
+            for start in range(lo, hi, nb):
+                m = min(nb, hi - start)
+                xt = x_last[:c * hp * wp * m].reshape(c, hp, wp, m)
+                xpm.copyto(xt, xp[start:start + m].transpose(1, 2, 3, 0))
+                cm = _im2col_images_last(xt, kh, kw, stride, dilation, oh, ow, cols[:rows * oh * ow * m])
+                r = xpm.matmul(w2, cm, out=res[:o * oh * ow * m].reshape(o, oh * ow * m))
+                xpm.copyto(out[start:start + m], r.reshape(o, oh * ow, m).transpose(2, 0, 1))
+
+        def per_image(lo: int, hi: int) -> None:
             cols = xpm.empty((nb, c, kh, kw, oh, ow), dtype=x.dtype)
             for start in range(lo, hi, nb):
                 chunk = xp[start:min(start + nb, hi)]
@@ -157,6 +182,7 @@ class Conv2d(Function):
                         cols[:m, :, i, j] = _offset_slab(chunk, i, j, stride, dilation, oh, ow)
                 xpm.matmul(w2, cols[:m].reshape(m, -1, oh * ow), out=out[start:start + m])
 
+        part = images_last if rows >= ONE_GEMM_ROWS else per_image
         _in_parts(xpm, part, n, nb)
         if bias is not None:
             out += bias[:, None]
@@ -176,10 +202,10 @@ class Conv2d(Function):
         g3 = g.reshape(n, o, oh * ow)
         nb = _chunk(n, w2.shape[1] * oh * ow * g.dtype.itemsize)
         bounds = _part_bounds(n, nb)
-        # both GEMMs take their operands the way OpenBLAS runs them fastest here, with the same bits:
-        # the weight gradient as (C*KH*KW, O) = cols @ g^T and the columns' gradient from a contiguous
-        # W^T (cnn_mnist's second convolution on one thread: 31.7 -> 27.1 and 26.1 -> 22.6 ms alone;
-        # the whole step 161 -> 157 ms on one thread, unchanged on two, interleaved A/B)
+        # both GEMMs take their operands the way OpenBLAS runs them fastest here: the weight gradient
+        # as (C*KH*KW, O) = cols @ g^T and the columns' gradient from a contiguous W^T (cnn_mnist's
+        # second convolution on one thread: 31.7 -> 27.1 and 26.1 -> 22.6 ms alone). Both read the
+        # chunk's gradient with the images innermost, as the columns are.
         gws = [xpm.zeros(w2.shape[::-1], dtype=g.dtype) for _ in bounds] if needs[1] else None
         gx = xpm.empty(x_shape, dtype=g.dtype) if needs[0] else None
         w2t = xpm.ascontiguousarray(w2.T) if needs[0] else None
@@ -187,33 +213,34 @@ class Conv2d(Function):
 
         def part(k: int) -> None:
             lo, hi = bounds[k]
+            # flat buffers: a short last chunk's views stay contiguous
+            g_last = xpm.empty(o * oh * ow * nb, dtype=g.dtype)        # a chunk's gradient, images innermost
             if gws is not None:
-                cols = xpm.empty((c, kh, kw, nb, oh, ow), dtype=g.dtype)
-                g_t = xpm.empty((o, nb, oh * ow), dtype=g.dtype)     # a chunk's gradient, channel-major
-            if gx is not None:        # flat buffers: a short last chunk's views stay contiguous
-                g_last = xpm.empty(o * oh * ow * nb, dtype=g.dtype)     # ... with the images innermost
+                x_last = xpm.empty(c * hp * wp * nb, dtype=g.dtype)    # a chunk's padded input, images innermost
+                cols = xpm.empty(c * kh * kw * oh * ow * nb, dtype=g.dtype)
+            if gx is not None:
                 dcols = xpm.empty(w2.shape[1] * nb * oh * ow, dtype=g.dtype)
                 gxt = xpm.empty(c * hp * wp * nb, dtype=g.dtype)
             for start in range(lo, hi, nb):
                 m = min(nb, hi - start)
-                chunk_g = g3[start:start + m]
+                gl = g_last[:o * oh * ow * m].reshape(o, oh * ow * m)
+                xpm.copyto(gl.reshape(o, oh * ow, m), g3[start:start + m].transpose(1, 2, 0))
                 if gws is not None:
-                    gm = g_t[:, :m]
-                    xpm.copyto(gm, chunk_g.transpose(1, 0, 2))
-                    gm = gm.reshape(o, m * oh * ow)
-                    gws[k] += _im2col(xp[start:start + m], kh, kw, stride, dilation, oh, ow, cols[:, :, :, :m]) @ gm.T
+                    xt = x_last[:c * hp * wp * m].reshape(c, hp, wp, m)
+                    xpm.copyto(xt, xp[start:start + m].transpose(1, 2, 3, 0))
+                    cm = _im2col_images_last(xt, kh, kw, stride, dilation, oh, ow,
+                                             cols[:c * kh * kw * oh * ow * m])
+                    gws[k] += cm @ gl.T
                 if gx is not None:
-                    gl = g_last[:o * oh * ow * m].reshape(o, oh * ow, m)
-                    xpm.copyto(gl, chunk_g.transpose(1, 2, 0))
-                    d = xpm.matmul(w2t, gl.reshape(o, oh * ow * m),
-                                   out=dcols[:w2.shape[1] * m * oh * ow].reshape(-1, oh * ow * m))
+                    d = xpm.matmul(w2t, gl, out=dcols[:w2.shape[1] * m * oh * ow].reshape(-1, oh * ow * m))
                     gt = gxt[:c * hp * wp * m].reshape(c, hp, wp, m)
                     gt[...] = 0
                     _col2im_images_last(d, gt, kh, kw, stride, dilation, oh, ow)
                     inside = gt[:, ph: ph + x_shape[2], pw: pw + x_shape[3]]       # the padding's gradient dropped
                     xpm.copyto(gx[start:start + m], inside.transpose(3, 0, 1, 2))
 
-        _run_parts(xpm, part, len(bounds))
+        if gws is not None or gx is not None:
+            _run_parts(xpm, part, len(bounds))
         gw = None
         if gws is not None:
             gw = gws[0]
