@@ -90,3 +90,22 @@ def test_conv_forward_layouts_agree(monkeypatch, kw):
             np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
     xs, ws, bs = (npdl.tensor(a, dtype=np.float64, requires_grad=True) for a in (x[:2], w[:2], b[:2]))  # 2 images, 2 outputs
     assert npdl.gradcheck(lambda x_, w_, b_: Conv2d.apply(x_, w_, b_, **kw), xs, ws, bs)
+
+
+@pytest.mark.parametrize("one_gemm_rows", [1, 10**9])
+def test_conv_weight_gradient_without_an_input_gradient(monkeypatch, one_gemm_rows):
+    """A first layer (input without a gradient) gets the weight and bias gradients it gets with one,
+    in both backward layouts (channel-major for narrow convolutions, images innermost for wide)."""
+    monkeypatch.setattr(conv, "ONE_GEMM_ROWS", one_gemm_rows)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 2 * 3 * 3 * 3 * 9 * 8 * 8)      # chunks of 2 images: 2, 2, 2, 1
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((7, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    _, _, gw, gb = _conv_step(x, w, b, padding=(1, 1))
+    wt, bt = (npdl.tensor(a, dtype=np.float64, requires_grad=True) for a in (w, b))
+    y = Conv2d.apply(npdl.tensor(x, dtype=np.float64), wt, bt, padding=(1, 1))
+    (y * npdl.tensor(np.cos(np.arange(y.data.size)).reshape(y.shape), dtype=np.float64)).sum().backward()
+    np.testing.assert_allclose(wt.grad, gw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bt.grad, gb, rtol=1e-12, atol=1e-12)
+    assert npdl.gradcheck(lambda w_, b_: Conv2d.apply(npdl.tensor(x[:2], dtype=np.float64), w_, b_, padding=(1, 1)),
+                          npdl.tensor(w, dtype=np.float64, requires_grad=True),
+                          npdl.tensor(b, dtype=np.float64, requires_grad=True))

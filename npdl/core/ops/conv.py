@@ -77,6 +77,17 @@ def _in_parts(xpm, fn, n: int, nb: int) -> None:
     _run_parts(xpm, lambda k: fn(*bounds[k]), len(bounds))
 
 
+def _im2col(xp: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int, out: np.ndarray) -> np.ndarray:
+    """(C*KH*KW, m*OH*OW) matrix of receptive fields of a padded chunk ``xp`` (m, C, Hp, Wp), columns
+    ordered (n, h, w); ``out`` a reusable buffer. One slab copy of whole (OH, OW) planes per offset."""
+    m, c = xp.shape[:2]
+    cols = out.reshape(c, kh, kw, m, oh, ow)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = _offset_slab(xp, i, j, stride, dilation, oh, ow).transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, m * oh * ow)
+
+
 def _im2col_images_last(xt: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int,
                         out: np.ndarray) -> np.ndarray:
     """(C*KH*KW, OH*OW*m) matrix of receptive fields of a padded chunk ``xt`` laid out (C, Hp, Wp, m):
@@ -111,6 +122,16 @@ def _col2im_images_last(cols: np.ndarray, gxt: np.ndarray, kh: int, kw: int, str
     for i in range(kh):
         for j in range(kw):
             gxt[:, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw] += blocks[:, i, j]
+
+
+def _sum_in_order(sums: list | None):
+    """The parts' sums added in part order (the same result on any number of threads); None stays None."""
+    if sums is None:
+        return None
+    total = sums[0]
+    for more in sums[1:]:
+        total += more
+    return total
 
 
 def _pad(x: np.ndarray, padding, value=0.0) -> np.ndarray:
@@ -200,56 +221,66 @@ class Conv2d(Function):
         xpm = get_array_module(g)
         w2 = weight.reshape(o, -1)
         g3 = g.reshape(n, o, oh * ow)
-        nb = _chunk(n, w2.shape[1] * oh * ow * g.dtype.itemsize)
+        (ph, pw), (hp, wp), rows = padding, xp.shape[2:], w2.shape[1]
+        nb = _chunk(n, rows * oh * ow * g.dtype.itemsize)
         bounds = _part_bounds(n, nb)
         # both GEMMs take their operands the way OpenBLAS runs them fastest here: the weight gradient
         # as (C*KH*KW, O) = cols @ g^T and the columns' gradient from a contiguous W^T (cnn_mnist's
-        # second convolution on one thread: 31.7 -> 27.1 and 26.1 -> 22.6 ms alone). Both read the
-        # chunk's gradient with the images innermost, as the columns are.
+        # second convolution on one thread: 31.7 -> 27.1 and 26.1 -> 22.6 ms alone)
         gws = [xpm.zeros(w2.shape[::-1], dtype=g.dtype) for _ in bounds] if needs[1] else None
+        # the bias gradient summed per chunk from its gradient copy while in cache, not in a pass of its own
+        gbs = [xpm.zeros(o, dtype=g.dtype) for _ in bounds] if has_bias and needs[2] else None
         gx = xpm.empty(x_shape, dtype=g.dtype) if needs[0] else None
         w2t = xpm.ascontiguousarray(w2.T) if needs[0] else None
-        (ph, pw), (hp, wp) = padding, xp.shape[2:]
+
+        # a chunk's gradient and columns: with the images innermost, as the column gradient needs them
+        # and a wide convolution's weight gradient runs fastest; a narrow convolution with no input
+        # gradient (a first layer) copies them channel-major, whole OH*OW planes at a time (cnn_mnist's
+        # first convolution: 8.6 -> 6.7 ms for its weight gradient, one thread)
+        images_last = gx is not None or rows >= ONE_GEMM_ROWS
 
         def part(k: int) -> None:
             lo, hi = bounds[k]
             # flat buffers: a short last chunk's views stay contiguous
-            g_last = xpm.empty(o * oh * ow * nb, dtype=g.dtype)        # a chunk's gradient, images innermost
+            g_chunk = xpm.empty(o * oh * ow * nb, dtype=g.dtype)
             if gws is not None:
-                x_last = xpm.empty(c * hp * wp * nb, dtype=g.dtype)    # a chunk's padded input, images innermost
-                cols = xpm.empty(c * kh * kw * oh * ow * nb, dtype=g.dtype)
+                x_last = xpm.empty(c * hp * wp * nb, dtype=g.dtype) if images_last else None
+                cols = xpm.empty(rows * oh * ow * nb, dtype=g.dtype)
             if gx is not None:
-                dcols = xpm.empty(w2.shape[1] * nb * oh * ow, dtype=g.dtype)
+                dcols = xpm.empty(rows * nb * oh * ow, dtype=g.dtype)
                 gxt = xpm.empty(c * hp * wp * nb, dtype=g.dtype)
             for start in range(lo, hi, nb):
                 m = min(nb, hi - start)
-                gl = g_last[:o * oh * ow * m].reshape(o, oh * ow * m)
-                xpm.copyto(gl.reshape(o, oh * ow, m), g3[start:start + m].transpose(1, 2, 0))
+                gl = g_chunk[:o * oh * ow * m].reshape(o, oh * ow * m)
+                if images_last:
+                    xpm.copyto(gl.reshape(o, oh * ow, m), g3[start:start + m].transpose(1, 2, 0))
+                else:
+                    xpm.copyto(gl.reshape(o, m, oh * ow), g3[start:start + m].transpose(1, 0, 2))
+                if gbs is not None:
+                    gbs[k] += gl.sum(axis=1)
                 if gws is not None:
-                    xt = x_last[:c * hp * wp * m].reshape(c, hp, wp, m)
-                    xpm.copyto(xt, xp[start:start + m].transpose(1, 2, 3, 0))
-                    cm = _im2col_images_last(xt, kh, kw, stride, dilation, oh, ow,
-                                             cols[:c * kh * kw * oh * ow * m])
+                    if images_last:
+                        xt = x_last[:c * hp * wp * m].reshape(c, hp, wp, m)
+                        xpm.copyto(xt, xp[start:start + m].transpose(1, 2, 3, 0))
+                        cm = _im2col_images_last(xt, kh, kw, stride, dilation, oh, ow, cols[:rows * oh * ow * m])
+                    else:
+                        cm = _im2col(xp[start:start + m], kh, kw, stride, dilation, oh, ow, cols[:rows * oh * ow * m])
                     gws[k] += cm @ gl.T
                 if gx is not None:
-                    d = xpm.matmul(w2t, gl, out=dcols[:w2.shape[1] * m * oh * ow].reshape(-1, oh * ow * m))
+                    d = xpm.matmul(w2t, gl, out=dcols[:rows * m * oh * ow].reshape(rows, oh * ow * m))
                     gt = gxt[:c * hp * wp * m].reshape(c, hp, wp, m)
                     gt[...] = 0
                     _col2im_images_last(d, gt, kh, kw, stride, dilation, oh, ow)
                     inside = gt[:, ph: ph + x_shape[2], pw: pw + x_shape[3]]       # the padding's gradient dropped
                     xpm.copyto(gx[start:start + m], inside.transpose(3, 0, 1, 2))
 
-        if gws is not None or gx is not None:
+        if gws is not None or gx is not None or gbs is not None:
             _run_parts(xpm, part, len(bounds))
-        gw = None
-        if gws is not None:
-            gw = gws[0]
-            for more in gws[1:]:                             # in part order: the same sum on any threads
-                gw += more
+        gw = _sum_in_order(gws)
         gw = gw.T.reshape(weight.shape) if gw is not None else None
         if not has_bias:
             return gx, gw
-        return gx, gw, (g3.sum(axis=(0, 2)) if needs[2] else None)
+        return gx, gw, _sum_in_order(gbs)
 
 
 class BatchNorm(Function):
