@@ -159,8 +159,9 @@ class Conv2d(Function):
     GEMM over the chunk's columns with the images innermost, then the output transposed into
     place; with few, one GEMM (O, C*KH*KW) @ (C*KH*KW, OH*OW) per image, writing the output in
     place. Backward: the weight gradient and the columns' gradient, one GEMM each over the
-    chunk's columns with the images innermost, and a col2im. Only the padded input is kept for
-    backward (its columns are rebuilt).
+    chunk's columns with the images innermost (channel-major for a narrow convolution whose input
+    needs no gradient), and a col2im. Only the padded input is kept for backward (its columns are
+    rebuilt).
     """
 
     @staticmethod
