@@ -88,18 +88,22 @@ def _im2col(xp: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int
     return cols.reshape(c * kh * kw, m * oh * ow)
 
 
-def _im2col_images_last(xt: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int,
-                        out: np.ndarray) -> np.ndarray:
-    """(C*KH*KW, OH*OW*m) matrix of receptive fields of a padded chunk ``xt`` laid out (C, Hp, Wp, m):
-    rows (c, i, j) like ``weight.reshape(O, -1)``, columns (h, w, n). ``out`` a reusable buffer.
+def _im2col_images_last(chunk: np.ndarray, kh: int, kw: int, stride, dilation, oh: int, ow: int,
+                        x_buf: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """(C*KH*KW, OH*OW*m) matrix of receptive fields of a padded chunk (m, C, Hp, Wp): rows (c, i, j)
+    like ``weight.reshape(O, -1)``, columns (h, w, n). ``x_buf`` and ``out`` are reusable flat
+    buffers of at least C*Hp*Wp*m and C*KH*KW*OH*OW*m elements.
 
-    One slab copy per kernel offset; with the chunk's m images innermost each copy moves runs of
-    OW*m floats, not rows of OW (cnn_mnist's second convolution: 14-float rows; its weight
-    gradient's columns went from about 12 to 4 ms a step on one thread).
+    The chunk is first copied to (C, Hp, Wp, m) in ``x_buf``; with the m images innermost each
+    kernel offset's slab copy then moves runs of OW*m floats, not rows of OW (cnn_mnist's second
+    convolution: 14-float rows; its weight gradient's columns went from about 12 to 4 ms a step
+    on one thread).
     """
-    c, m = xt.shape[0], xt.shape[3]
+    m, c, hp, wp = chunk.shape
     (sh, sw), (dh, dw) = stride, dilation
-    cols = out.reshape(c, kh, kw, oh, ow, m)
+    xt = x_buf[:c * hp * wp * m].reshape(c, hp, wp, m)
+    get_array_module(chunk).copyto(xt, chunk.transpose(1, 2, 3, 0))
+    cols = out[:c * kh * kw * oh * ow * m].reshape(c, kh, kw, oh, ow, m)
     for i in range(kh):
         for j in range(kw):
             cols[:, i, j] = xt[:, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw]
@@ -188,9 +192,7 @@ class Conv2d(Function):
             res = xpm.empty(o * oh * ow * nb, dtype=x.dtype)
             for start in range(lo, hi, nb):
                 m = min(nb, hi - start)
-                xt = x_last[:c * hp * wp * m].reshape(c, hp, wp, m)
-                xpm.copyto(xt, xp[start:start + m].transpose(1, 2, 3, 0))
-                cm = _im2col_images_last(xt, kh, kw, stride, dilation, oh, ow, cols[:rows * oh * ow * m])
+                cm = _im2col_images_last(xp[start:start + m], kh, kw, stride, dilation, oh, ow, x_last, cols)
                 r = xpm.matmul(w2, cm, out=res[:o * oh * ow * m].reshape(o, oh * ow * m))
                 xpm.copyto(out[start:start + m], r.reshape(o, oh * ow, m).transpose(2, 0, 1))
 
@@ -261,9 +263,7 @@ class Conv2d(Function):
                     gbs[k] += gl.sum(axis=1)
                 if gws is not None:
                     if images_last:
-                        xt = x_last[:c * hp * wp * m].reshape(c, hp, wp, m)
-                        xpm.copyto(xt, xp[start:start + m].transpose(1, 2, 3, 0))
-                        cm = _im2col_images_last(xt, kh, kw, stride, dilation, oh, ow, cols[:rows * oh * ow * m])
+                        cm = _im2col_images_last(xp[start:start + m], kh, kw, stride, dilation, oh, ow, x_last, cols)
                     else:
                         cm = _im2col(xp[start:start + m], kh, kw, stride, dilation, oh, ow, cols[:rows * oh * ow * m])
                     gws[k] += cm @ gl.T
